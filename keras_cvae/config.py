@@ -1,0 +1,219 @@
+"""Frozen configuration dataclasses shared by the library and the scripts.
+
+A config is the single source of truth for a run: scripts build one from their flags, the
+library only ever reads it, and it round-trips through plain dicts (JSON, `get_config`).
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+CONDITION_DIM = 7  # 4 action values then 3 end-effector values, per frame.
+KL_SCHEDULES = ("cyclical", "monotonic", "none")
+PRIORS = ("learned", "fixed")
+
+
+def _from_dict(cls, values):
+    """Builds `cls` from a dict, rejecting keys the dataclass does not know.
+
+    Args:
+        cls: A dataclass type.
+        values: Mapping of field names to values.
+    """
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} keys: {', '.join(unknown)}")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the SVG model.
+
+    Args:
+        image_size: Height and width of the square frames (the VGG64 nets need 64).
+        channels: Colour channels per frame.
+        condition_dim: Values per frame of the condition (action + end-effector position).
+        g_dim: Size of the frame code produced by the encoder and the predictor.
+        z_dim: Size of the latent variable per step.
+        rnn_size: Units of every LSTM cell (predictor, posterior, prior).
+        predictor_layers: Stacked LSTM cells in the frame predictor.
+        posterior_layers: LSTM cells in the posterior network.
+        prior_layers: LSTM cells in the learned-prior network.
+        width: Multiplier on the VGG channel counts (1.0 = the reference 64..512).
+        prior: "learned" (SVG-LP) or "fixed" (N(0, I), SVG-FP).
+        n_past: Context frames given to the model.
+        n_future: Frames the model predicts after the context.
+    """
+
+    image_size: int = 64
+    channels: int = 3
+    condition_dim: int = CONDITION_DIM
+    g_dim: int = 128
+    z_dim: int = 64
+    rnn_size: int = 256
+    predictor_layers: int = 2
+    posterior_layers: int = 1
+    prior_layers: int = 1
+    width: float = 1.0
+    prior: str = "learned"
+    n_past: int = 2
+    n_future: int = 10
+
+    def __post_init__(self):
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
+        if self.image_size != 64:
+            raise ValueError(f"The VGG64 networks need 64x64 frames, got {self.image_size}")
+        if self.n_past < 1 or self.n_future < 1:
+            raise ValueError("n_past and n_future must both be at least 1")
+        if self.width <= 0:
+            raise ValueError(f"width must be positive, got {self.width}")
+
+    @property
+    def sequence_length(self) -> int:
+        return self.n_past + self.n_future
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        return _from_dict(cls, values)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, schedules and bookkeeping of a training run.
+
+    Args:
+        epochs: Number of epochs.
+        steps_per_epoch: Optimizer steps per epoch.
+        validation_steps: Batches of the validation split evaluated after each epoch.
+        batch_size: Sequences per batch.
+        learning_rate: Adam learning rate.
+        beta1: Adam first-moment decay.
+        beta: Weight of the KL term at full strength (the annealing multiplies it).
+        kl: KL annealing schedule, one of "cyclical", "monotonic", "none".
+        kl_cycles: Number of cycles over the whole run for the cyclical schedule.
+        kl_ratio: Fraction of each cycle (or of the run, monotonic) spent ramping 0 -> 1.
+        tfr: Teacher-forcing ratio before it starts to decay.
+        tfr_start_decay_epoch: Epoch from which the teacher-forcing ratio decays.
+        tfr_decay_step: Amount subtracted from the ratio per epoch once it decays.
+        tfr_floor: Lowest teacher-forcing ratio.
+        jit_compile: Compile the train and test steps with XLA.
+        mixed_precision: Use the "mixed_float16" policy (GPUs).
+        seed: Seed of weights, data order and the random draws inside the steps.
+        checkpoints_to_keep: Newest checkpoints kept in the run folder.
+    """
+
+    epochs: int = 300
+    steps_per_epoch: int = 600
+    validation_steps: int = 4
+    batch_size: int = 20
+    learning_rate: float = 2e-3
+    beta1: float = 0.9
+    beta: float = 1e-4
+    kl: str = "cyclical"
+    kl_cycles: int = 4
+    kl_ratio: float = 0.5
+    tfr: float = 1.0
+    tfr_start_decay_epoch: int = 10
+    tfr_decay_step: float = 0.1
+    tfr_floor: float = 0.0
+    jit_compile: bool = True
+    mixed_precision: bool = False
+    seed: int = 1
+    checkpoints_to_keep: int = 3
+
+    def __post_init__(self):
+        if self.kl not in KL_SCHEDULES:
+            raise ValueError(f"kl must be one of {KL_SCHEDULES}, got {self.kl!r}")
+        if not 0.0 < self.kl_ratio <= 1.0:
+            raise ValueError(f"kl_ratio must be in (0, 1], got {self.kl_ratio}")
+        if self.kl_cycles < 1:
+            raise ValueError(f"kl_cycles must be at least 1, got {self.kl_cycles}")
+        if not 0.0 <= self.tfr_floor <= self.tfr <= 1.0:
+            raise ValueError("need 0 <= tfr_floor <= tfr <= 1")
+        for name in ("epochs", "steps_per_epoch", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        return _from_dict(cls, values)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named pair of model and training settings.
+
+    Args:
+        model: The model sizes.
+        train: The training settings.
+    """
+
+    model: ModelConfig
+    train: TrainConfig
+
+
+def presets() -> dict:
+    """The named presets.
+
+    "svg" is the reference BAIR setting of Denton & Fergus (batch 20 as in the lab).
+    "small" is a narrow model that trains in minutes on a laptop CPU, for demos and tests.
+    "tiny" is the smallest model that still exercises every layer, for unit tests.
+    """
+    return {
+        "svg": Preset(ModelConfig(), TrainConfig()),
+        "small": Preset(
+            ModelConfig(g_dim=64, z_dim=16, rnn_size=128, width=0.125),
+            TrainConfig(
+                epochs=6,
+                steps_per_epoch=100,
+                validation_steps=2,
+                batch_size=16,
+                learning_rate=2e-3,
+                kl_cycles=2,
+                tfr_start_decay_epoch=2,
+                tfr_decay_step=0.2,
+                tfr_floor=0.2,
+            ),
+        ),
+        "tiny": Preset(
+            ModelConfig(g_dim=16, z_dim=4, rnn_size=16, width=0.0625, n_future=3),
+            TrainConfig(epochs=2, steps_per_epoch=3, validation_steps=1, batch_size=4),
+        ),
+    }
+
+
+def get_preset(name: str) -> Preset:
+    """Returns the preset called `name`.
+
+    Args:
+        name: One of the keys of `presets()`.
+    """
+    available = presets()
+    if name not in available:
+        raise ValueError(f"Unknown preset {name!r}; choose from {', '.join(available)}")
+    return available[name]
+
+
+def replace(config: Any, **changes: Optional[Any]):
+    """Returns a copy of a frozen config with the non-None `changes` applied.
+
+    Scripts pass every flag through here, so a flag left at None keeps the preset value.
+
+    Args:
+        config: A frozen dataclass instance.
+        **changes: Field values; None means "keep".
+    """
+    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
