@@ -575,8 +575,10 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
     def to_px(x, y, z):
         return (x + 1.0) * scale, (y - tilt * z + 1.0) * scale
 
-    canvas = np.empty((T, H, W, 3), dtype=np.float32)
-    canvas[:] = _table(scene, config, H, W)
+    # Channel-planar canvas [3, T, H, W]: masks [T, ...] broadcast over the leading axis,
+    # which is much faster in NumPy than broadcasting over a trailing axis of 3.
+    canvas = np.empty((3, T, H, W), dtype=np.float32)
+    canvas[:] = _table(scene, config, H, W).transpose(2, 0, 1)[:, None]
     tt = np.arange(T)[:, None, None]
 
     # Objects: one patch per object covering the object, its side and its shadow.
@@ -603,15 +605,15 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
         rim = 0.7 + 0.3 * np.clip(-sdf / 1.5, 0.0, 1.0)
         patches.append((iy, ix, shadow, body, top, ramp * rim))
     for iy, ix, shadow, *_ in patches:
-        region = canvas[tt, iy, ix]
-        region *= (1.0 - 0.45 * shadow)[..., None]
-        canvas[tt, iy, ix] = region
+        region = canvas[:, tt, iy, ix]
+        region *= 1.0 - 0.45 * shadow
+        canvas[:, tt, iy, ix] = region
     for i, (iy, ix, _, body, top, lit) in enumerate(patches):
-        col = scene.color[i].astype(np.float32)
-        region = canvas[tt, iy, ix]
-        region += body[..., None] * (col * 0.55 - region)
-        region += top[..., None] * (np.minimum(lit[..., None] * col, 255.0) - region)
-        canvas[tt, iy, ix] = region
+        col = scene.color[i].astype(np.float32)[:, None, None, None]
+        region = canvas[:, tt, iy, ix]
+        region += body * (col * 0.55 - region)
+        region += top * (np.minimum(lit * col, 255.0) - region)
+        canvas[:, tt, iy, ix] = region
 
     # Gripper and arm geometry (pixels).
     gx, gy = to_px(ee[:, 0], ee[:, 1], ee[:, 2])
@@ -627,9 +629,9 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
     rad = np.float32(0.13 * scale)
     shadow = np.clip((rad - np.sqrt(dx * dx + dy * dy)) / soft + 0.5, 0.0, 1.0)
     strength = (0.55 - 0.25 * ee[:, 2]).astype(np.float32)[:, None, None]
-    region = canvas[tt, iy, ix]
-    region *= (1.0 - strength * shadow)[..., None]
-    canvas[tt, iy, ix] = region
+    region = canvas[:, tt, iy, ix]
+    region *= 1.0 - strength * shadow
+    canvas[:, tt, iy, ix] = region
 
     rows = (np.arange(H, dtype=np.float32) + 0.5)[None, :]
     cols = (np.arange(W, dtype=np.float32) + 0.5)[None, None, :]
@@ -655,7 +657,7 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
     wsy = (ee[:, 1] + 1.0) * scale - ly * sl * (ee[:, 2] + config.arm_height) * scale
     c_s, hw_s = band(base_sx, base_sy, wsx, wsy, 0.8 * arm_half)
     arm_shadow = np.clip(hw_s[:, :, None] - np.abs(cols - c_s[:, :, None]), 0.0, 1.0)
-    canvas *= (1.0 - 0.35 * arm_shadow)[..., None]
+    canvas *= 1.0 - 0.35 * arm_shadow
 
     # The arm: a shaded cylinder from the shoulder (off view) to the wrist.
     c_a, hw_a = band(np.full(T, bx), np.full(T, by), wx, wy, arm_half)
@@ -665,8 +667,8 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
     # Cylinder shading: lit on the light's side, dark on the other, a specular stripe.
     side_sign = np.sign(cols - c_a[:, :, None]) * np.float32(lx)
     cyl = 0.55 + 0.35 * (1.0 - u * u) + 0.25 * side_sign * u
-    arm_rgb = np.array([70, 72, 80], dtype=np.float32)
-    canvas += cover[..., None] * (cyl[..., None] * arm_rgb - canvas)
+    for c, value in enumerate((70.0, 72.0, 80.0)):
+        canvas[c] += cover * (cyl * np.float32(value) - canvas[c])
 
     # The gripper: a dark wrist with a bright collar and two light fingers.
     iy, ix, dx, dy = _patch_grid(gx, gy - 0.04 * scale, Pg, H, W)
@@ -678,19 +680,20 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
     f1 = np.maximum(np.abs(dx - opening) - 0.025 * sc, fy)
     f2 = np.maximum(np.abs(dx + opening) - 0.025 * sc, fy)
     fingers = np.clip(0.5 - np.minimum(f1, f2), 0.0, 1.0)
-    bright = (0.75 + 0.4 * ee[:, 2]).astype(np.float32)[:, None, None, None]
-    region = canvas[tt, iy, ix]
-    wrist_rgb = np.array([45, 45, 52], dtype=np.float32) * bright
-    finger_rgb = np.array([185, 185, 190], dtype=np.float32) * bright
-    region += wrist[..., None] * (wrist_rgb - region)
-    region += fingers[..., None] * (finger_rgb - region)
-    canvas[tt, iy, ix] = region
+    bright = (0.75 + 0.4 * ee[:, 2]).astype(np.float32)[None, :, None, None]
+    region = canvas[:, tt, iy, ix]
+    wrist_rgb = np.array([45, 45, 52], dtype=np.float32)[:, None, None, None] * bright
+    finger_rgb = np.array([185, 185, 190], dtype=np.float32)[:, None, None, None] * bright
+    region += wrist * (wrist_rgb - region)
+    region += fingers * (finger_rgb - region)
+    canvas[:, tt, iy, ix] = region
 
     np.clip(canvas, 0.0, 255.0, out=canvas)
-    aux = canvas[:, :, :S].astype(np.uint8)
-    main = canvas[:, :, shift : shift + S][:, :, ::-1] * _second_camera_gain(S)
+    aux = canvas[:, :, :, :S].astype(np.uint8)
+    main = canvas[:, :, :, shift : shift + S][..., ::-1] * _second_camera_gain(S)
     np.clip(main, 0.0, 255.0, out=main)
-    return aux, main.astype(np.uint8)
+    main = main.astype(np.uint8)
+    return np.ascontiguousarray(aux.transpose(1, 2, 3, 0)), np.ascontiguousarray(main.transpose(1, 2, 3, 0))
 
 
 _GAIN_CACHE: dict = {}
@@ -703,7 +706,7 @@ def _second_camera_gain(S: int) -> np.ndarray:
         r2 = c[None, :] ** 2 + c[:, None] ** 2
         gain = (1.0 - 0.18 * r2) * (1.0 + 0.1 * c[:, None])
         tint = np.array([1.06, 1.0, 0.9])
-        _GAIN_CACHE[S] = (gain[:, :, None] * tint).astype(np.float32)
+        _GAIN_CACHE[S] = (tint[:, None, None, None] * gain[None, None]).astype(np.float32)
     return _GAIN_CACHE[S]
 
 

@@ -1,0 +1,90 @@
+"""Writes a generated dataset (pushing simulator) in the BAIR TFRecord layout, in parallel.
+
+The simulator runs in worker processes started with "spawn" that never import TensorFlow
+(the design notes warn against rendering and TensorFlow in one process); this process only
+serialises and writes. Sequence `i` of train is `simulate_sequence(seed, i)`; sequence `j`
+of test is `simulate_sequence(seed, TEST_INDEX_OFFSET + j)`, so the test set does not
+depend on the size of train.
+"""
+
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+
+from keras_cvae.data import bair_tfrecord as bair
+from keras_cvae.data.errors import DataError
+
+TEST_INDEX_OFFSET = 1_000_000
+
+
+def _simulate(args):
+    seed, index = args
+    from keras_cvae.data.pushing_sim import simulate_sequence
+
+    return simulate_sequence(seed, index)
+
+
+def _file_plan(n: int, offset: int = 0) -> list:
+    """[(file name, [sim indices])] with SEQUENCES_PER_FILE sequences per file."""
+    plan = []
+    for start in range(0, n, bair.SEQUENCES_PER_FILE):
+        stop = min(start + bair.SEQUENCES_PER_FILE, n) - 1
+        plan.append((bair.file_name(start, stop), [offset + i for i in range(start, stop + 1)]))
+    return plan
+
+
+def write_generated_dataset(out_dir, *, n_train: int, n_test: int, seed: int, workers=None, progress=True) -> Path:
+    """Generates `n_train` + `n_test` sequences into `out_dir/{train,test}/traj_A_to_B.tfrecords`.
+
+    Each file is written atomically; `out_dir` must not already hold TFRecord files.
+
+    Args:
+        out_dir: Destination root (created).
+        n_train: Training sequences (the second file of 256 is the validation split).
+        n_test: Test sequences.
+        seed: Simulator seed; the same seed gives byte-identical files.
+        workers: Simulator processes (default: os.cpu_count(); 0 or 1 still uses one
+            worker process so TensorFlow and the simulator never share a process).
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        `out_dir` as a Path.
+    """
+    out_dir = Path(out_dir)
+    if n_train < 0 or n_test < 0 or n_train + n_test == 0:
+        raise DataError(f"{out_dir}: need a positive number of sequences (train {n_train}, test {n_test})")
+    if out_dir.exists() and any(out_dir.rglob(f"*{bair.FILE_SUFFIX}")):
+        raise DataError(f"{out_dir}: already holds {bair.FILE_SUFFIX} files; choose an empty directory")
+    plan = [("train", name, idx) for name, idx in _file_plan(n_train)]
+    plan += [("test", name, idx) for name, idx in _file_plan(n_test, TEST_INDEX_OFFSET)]
+    total = n_train + n_test
+    workers = max(1, min(workers or os.cpu_count() or 1, total))
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="seq", desc="simulating")
+    created = not out_dir.exists()
+    ctx = multiprocessing.get_context("spawn")
+    try:
+        with ctx.Pool(workers) as pool:
+            for split, name, indices in plan:
+                results = pool.imap(_simulate, [(seed, i) for i in indices], chunksize=4)
+
+                def counted(it):
+                    for item in it:
+                        if bar is not None:
+                            bar.update(1)
+                        yield item
+
+                bair.write_sequences(out_dir / split / name, counted(results))
+    except BaseException:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return out_dir

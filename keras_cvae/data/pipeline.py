@@ -1,0 +1,345 @@
+"""`make_dataset`: video from disk to model batches, for every supported source.
+
+Sources (detected from the path):
+- "bair": BAIR TFRecords, `root/{train,test}/traj_A_to_B.tfrecords` (root may also be the
+  parent of `softmotion30_44k/`). val = the second train file by start index.
+- "tfds": a TFDS data_dir holding a prepared `bair_robot_pushing_small` (see tfds_source).
+- "lab": the course lab folders `{train,validate,test}/<traj>/<k>/` (val = validate/).
+- None: the embedded default dataset (generated once, BAIR layout).
+
+Batches are {"frames": float32 [B, T, 64, 64, 3] in [0, 1], "conditions": float32 [B, T, 7]}
+with T = n_past + n_future and conditions = 4 action values then 3 end-effector values, raw.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from keras_cvae.data import bair_tfrecord as bair
+from keras_cvae.data import lab_folders, tfds_source
+from keras_cvae.data.errors import DataError
+
+SPLITS = ("train", "val", "test")
+SHUFFLE_BUFFER = 256  # serialized records (about 0.75 MB each) in the training shuffle
+CYCLE_LENGTH = 8  # files read concurrently in training
+
+
+@dataclass(frozen=True)
+class Source:
+    """A resolved data source: its kind ("bair", "lab", "tfds") and root directory."""
+
+    kind: str
+    root: Path
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def resolve_source(source) -> Source:
+    """Detects the kind of `source` (see the module docstring).
+
+    Raises:
+        DataError: The path is missing, empty or not in a known layout.
+    """
+    if source is None:
+        from keras_cvae.data.embedded import ensure_embedded_dataset
+
+        return Source("bair", ensure_embedded_dataset())
+    if isinstance(source, Source):
+        return source
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: directory not found")
+    if not path.is_dir():
+        raise DataError(f"{path}: not a directory")
+    if not any(path.iterdir()):
+        raise DataError(f"{path}: directory is empty")
+    for root in (path, path / bair.ROOT_NAME):
+        for split in bair.SPLIT_DIRS:
+            d = root / split
+            if d.is_dir() and any(p.name.endswith(bair.FILE_SUFFIX) for p in d.iterdir()):
+                return Source("bair", root)
+    if tfds_source.is_tfds_dir(path):
+        return Source("tfds", path)
+    if lab_folders.is_lab_root(path):
+        return Source("lab", path)
+    raise DataError(
+        f"{path}: not a known dataset layout (expected {{train,test}}/traj_A_to_B.tfrecords, "
+        f"a TFDS data_dir with {tfds_source.TFDS_NAME}/, or lab folders "
+        "{train,validate,test}/<traj>/<k>/*.png)"
+    )
+
+
+def _check_split(split):
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def bair_split_files(root, split: str) -> list:
+    """The TFRecord files of `split` in a BAIR root, sorted by start index.
+
+    val is the second train file by start index; train is every other train file.
+
+    Raises:
+        DataError: The split directory is missing/empty, or val is asked of a train
+            directory with fewer than two files.
+    """
+    _check_split(split)
+    root = Path(root)
+    if split == "test":
+        return bair.list_tfrecord_files(root / "test")
+    files = bair.list_tfrecord_files(root / "train")
+    if split == "val":
+        if len(files) < 2:
+            raise DataError(
+                f"{root / 'train'}: the val split is the second train file, but there is only {len(files)}"
+            )
+        return [files[1]]
+    return files[:1] + files[2:]
+
+
+def split_sizes(source) -> dict:
+    """{split: number of sequences} for every split the source has."""
+    src = resolve_source(source)
+    sizes = {}
+    for split in SPLITS:
+        try:
+            if src.kind == "bair":
+                sizes[split] = sum(bair.scan_record_framing(f) for f in bair_split_files(src.root, split))
+            elif src.kind == "lab":
+                sizes[split] = len(lab_folders.list_sequences(src.root / lab_folders.SPLIT_DIRS[split]))
+        except DataError:
+            if split == "train":
+                raise
+    if src.kind == "tfds":
+        sizes = tfds_source.split_sizes(src.root)
+    return sizes
+
+
+def describe_source(source) -> dict:
+    """{"kind", "path", "splits": {split: sequences}} for metadata and printing."""
+    src = resolve_source(source)
+    return {"kind": src.kind, "path": str(src.root), "splits": split_sizes(src)}
+
+
+def _window_length(n_past, n_future):
+    length = n_past + n_future
+    if n_past < 1 or n_future < 0 or length > bair.SEQUENCE_LENGTH:
+        raise DataError(
+            f"need n_past >= 1, n_future >= 0 and n_past + n_future <= {bair.SEQUENCE_LENGTH}, "
+            f"got {n_past} + {n_future}"
+        )
+    return length
+
+
+def _first_bad_message(bad, files, indices, what):
+    """A string tensor naming the first bad record of a batch: "DataError: FILE record I: WHAT"."""
+    import tensorflow as tf
+
+    row = tf.argmax(tf.cast(tf.reduce_any(tf.reshape(bad, [tf.shape(bad)[0], -1]), axis=1), tf.int32))
+    return tf.strings.join(
+        ["DataError: ", files[row], " record ", tf.strings.as_string(indices[row]), ": ", what]
+    )
+
+
+def _checked(images, conditions, files, indices):
+    """Asserts image byte lengths and finite conditions, naming file and record on failure."""
+    import tensorflow as tf
+
+    bad_len = tf.not_equal(tf.strings.length(images), bair.FRAME_BYTES)
+    bad_val = tf.logical_not(tf.math.is_finite(conditions))
+    checks = [
+        tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(bad_len)),
+            [_first_bad_message(bad_len, files, indices,
+                                f"image_aux1 missing or not {bair.FRAME_BYTES} bytes (raw uint8 64x64x3)")],
+        ),
+        tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(bad_val)),
+            [_first_bad_message(bad_val, files, indices, "action/endeffector_pos missing, NaN or inf")],
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(images), tf.identity(conditions)
+
+
+def _window_starts(seed_pair, batch, length):
+    import tensorflow as tf
+
+    return tf.random.stateless_uniform(
+        [batch], seed=seed_pair, minval=0, maxval=bair.SEQUENCE_LENGTH - length + 1, dtype=tf.int32
+    )
+
+
+def _records_with_origin(path):
+    """TFRecordDataset of one file, each record paired with its file name and index."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.zip(
+        tf.data.TFRecordDataset(path),
+        tf.data.Dataset.from_tensors(path).repeat(),
+        tf.data.Dataset.range(np.iinfo(np.int64).max),
+    )
+
+
+def _bair_dataset(root, split, length, batch_size, training, seed):
+    import tensorflow as tf
+
+    files = bair_split_files(root, split)
+    for f in files:  # cheap framing check: truncated files fail here, named
+        bair.scan_record_framing(f)
+    names = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
+    autotune = tf.data.AUTOTUNE
+    if not training:
+        records = names.flat_map(_records_with_origin).batch(batch_size, drop_remainder=False)
+
+        def parse_eval(serialized, paths, indices):
+            images, conditions = bair.parse_batch(serialized, steps=range(length))
+            images, conditions = _checked(images, conditions, paths, indices)
+            return {"frames": bair.decode_frames(images), "conditions": conditions}
+
+        return records.map(parse_eval, num_parallel_calls=autotune, deterministic=True).prefetch(autotune)
+
+    deterministic = seed is not None
+    base_seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+    records = names.shuffle(len(files), seed=base_seed, reshuffle_each_iteration=True).repeat()
+    records = records.interleave(
+        _records_with_origin,
+        cycle_length=min(len(files), CYCLE_LENGTH),
+        block_length=1,
+        num_parallel_calls=min(len(files), CYCLE_LENGTH),
+        deterministic=deterministic,
+    )
+    records = records.shuffle(SHUFFLE_BUFFER, seed=base_seed, reshuffle_each_iteration=True)
+    records = records.batch(batch_size, drop_remainder=True).enumerate()
+
+    def parse_train(step, batch):
+        serialized, paths, indices = batch
+        images, conditions = bair.parse_batch(serialized)  # all 30 steps, model camera only
+        images, conditions = _checked(images, conditions, paths, indices)
+        starts = _window_starts(tf.stack([tf.constant(base_seed, tf.int64), step]), batch_size, length)
+        window = starts[:, None] + tf.range(length)[None, :]
+        images = tf.gather(images, window, batch_dims=1)
+        conditions = tf.gather(conditions, window, batch_dims=1)
+        return {"frames": bair.decode_frames(images), "conditions": conditions}
+
+    return records.map(parse_train, num_parallel_calls=autotune, deterministic=deterministic).prefetch(autotune)
+
+
+def _lab_dataset(root, split, length, batch_size, training, seed):
+    import tensorflow as tf
+
+    seqs = lab_folders.list_sequences(Path(root) / lab_folders.SPLIT_DIRS[split])
+    dirs = tf.data.Dataset.from_tensor_slices([str(s) for s in seqs])
+    autotune = tf.data.AUTOTUNE
+    if training:
+        deterministic = seed is not None
+        base_seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        dirs = dirs.shuffle(len(seqs), seed=base_seed, reshuffle_each_iteration=True).repeat().enumerate()
+
+        def read(i, d):
+            start = tf.random.stateless_uniform(
+                [], seed=tf.stack([tf.constant(base_seed, tf.int64), i]),
+                minval=0, maxval=bair.SEQUENCE_LENGTH - length + 1, dtype=tf.int32,
+            )
+            return lab_folders.read_window_tf(d, start, length)
+
+        ds = dirs.map(read, num_parallel_calls=autotune, deterministic=deterministic)
+    else:
+        ds = dirs.map(lambda d: lab_folders.read_window_tf(d, 0, length), num_parallel_calls=autotune,
+                      deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    ds = ds.map(lambda f, c: {"frames": tf.cast(f, tf.float32) / 255.0, "conditions": c},
+                num_parallel_calls=autotune, deterministic=not training or seed is not None)
+    return ds.prefetch(autotune)
+
+
+def _tfds_dataset(root, split, length, batch_size, training, seed):
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    ds = tfds_source.load_split(root, split, shuffle_files=training, seed=seed)
+    if training:
+        base_seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=base_seed, reshuffle_each_iteration=True).repeat().enumerate()
+
+        def window(i, example):
+            start = tf.random.stateless_uniform(
+                [], seed=tf.stack([tf.constant(base_seed, tf.int64), i]),
+                minval=0, maxval=bair.SEQUENCE_LENGTH - length + 1, dtype=tf.int32,
+            )
+            return tfds_source.example_to_window(example, start, length)
+
+        ds = ds.map(window, num_parallel_calls=autotune, deterministic=seed is not None)
+    else:
+        ds = ds.map(lambda e: tfds_source.example_to_window(e, 0, length), num_parallel_calls=autotune)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    ds = ds.map(lambda f, c: {"frames": tf.cast(f, tf.float32) / 255.0, "conditions": c},
+                num_parallel_calls=autotune)
+    return ds.prefetch(autotune)
+
+
+def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, seed: Optional[int] = None):
+    """Batches of video windows and their conditions from `source`.
+
+    Args:
+        source: Dataset directory (BAIR TFRecords, TFDS data_dir or lab folders; detected),
+            or None for the embedded default dataset.
+        split: "train", "val" or "test".
+        n_past: Context frames per window.
+        n_future: Frames to predict per window.
+        batch_size: Sequences per batch.
+        training: True: files read in parallel and interleaved, records shuffled, a random
+            window start per sequence in [0, 30 - T], repeated forever, full batches only
+            (static batch dimension). False: window start 0, file order, one pass, last
+            batch may be smaller.
+        seed: Seeds shuffling and window starts. With a seed the training order is also
+            deterministic (tf.data `deterministic=True`); None draws a fresh seed and lets
+            parallel reads finish out of order (a little faster).
+
+    Returns:
+        tf.data.Dataset of {"frames": float32 [B, T, 64, 64, 3] in [0, 1],
+        "conditions": float32 [B, T, 7]} (4 action values then 3 end-effector values, raw).
+        Bad records fail inside iteration with an InvalidArgumentError whose message starts
+        "DataError: <file> record <i>: ...".
+
+    Raises:
+        DataError: Bad arguments, missing/empty/unknown source, missing split, truncated file.
+    """
+    _check_split(split)
+    length = _window_length(n_past, n_future)
+    if int(batch_size) < 1:
+        raise DataError(f"batch_size must be at least 1, got {batch_size}")
+    src = resolve_source(source)
+    build = {"bair": _bair_dataset, "lab": _lab_dataset, "tfds": _tfds_dataset}[src.kind]
+    return build(src.root, split, length, int(batch_size), bool(training), seed)
+
+
+def condition_statistics(source, split="train", max_sequences=1024):
+    """Per-dimension mean and standard deviation of the conditions, for normalisation.
+
+    Uses every step of the first `max_sequences` sequences of `split` (file order).
+    A dimension whose std is below 1e-6 (constant) gets std 1.
+
+    Returns:
+        (mean float32 [7], std float32 [7]).
+    """
+    ds = make_dataset(source, split, n_past=1, n_future=bair.SEQUENCE_LENGTH - 1, batch_size=64, training=False)
+    total = np.zeros(bair.CONDITION_DIM, np.float64)
+    total_sq = np.zeros(bair.CONDITION_DIM, np.float64)
+    count, seen = 0, 0
+    for batch in ds:
+        c = batch["conditions"].numpy()[: max_sequences - seen].astype(np.float64)
+        seen += c.shape[0]
+        c = c.reshape(-1, bair.CONDITION_DIM)
+        total += c.sum(0)
+        total_sq += (c**2).sum(0)
+        count += c.shape[0]
+        if seen >= max_sequences:
+            break
+    if count == 0:
+        raise DataError(f"{source}: split {split!r} has no sequences")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    std = np.where(std < 1e-6, 1.0, std)
+    return mean.astype(np.float32), std.astype(np.float32)
