@@ -1,0 +1,492 @@
+"""Pictures of a run: prediction GIFs and strips, training curves, per-frame metric curves.
+
+Frames are `[T, H, W, C]` (C = 3 or 1, or `[T, H, W]`), float in [0, 1] or uint8. The
+prediction covers all T steps: its first `n_past` entries are the context frames (the
+model's inputs), the rest are predicted; a prediction of only the `T - n_past` predicted
+frames is also accepted and completed with the ground-truth context.
+
+Colour code everywhere: context frames are framed in green (`CONTEXT_COLOR`) in both
+rows/columns, predicted frames in red (`PREDICTION_COLOR`), and the ground truth of a
+predicted step in neutral grey (`TRUTH_COLOR`).
+
+Every file is written atomically: to a hidden temporary name in the destination folder,
+then renamed over `path`, so a reader never sees a half-written file. matplotlib (Agg
+canvas, no pyplot, no global backend change) and imageio are imported only inside the
+functions that need them, so importing this module stays cheap.
+"""
+
+import contextlib
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+CONTEXT_COLOR = (0, 200, 0)
+PREDICTION_COLOR = (220, 0, 0)
+TRUTH_COLOR = (128, 128, 128)
+BACKGROUND = (255, 255, 255)
+TEXT_COLOR = (0, 0, 0)
+GAP = 4  # Pixels between and around cells.
+FONT_SIZE = 12
+LABEL_HEIGHT = 16  # Height of one line of labels (FONT_SIZE plus descent).
+_ROW_NAMES = ("ground truth", "prediction")
+
+
+def to_uint8(frames):
+    """Converts frames to uint8: uint8 is kept, floats in [0, 1] are clipped and rounded.
+
+    Args:
+        frames: Array-like (NumPy, tensor) of uint8 or floating values, any shape.
+
+    Returns:
+        A uint8 NumPy array of the same shape.
+    """
+    frames = np.asarray(frames)
+    if frames.dtype == np.uint8:
+        return frames
+    if frames.dtype == np.bool_ or np.issubdtype(frames.dtype, np.integer):
+        return np.clip(frames, 0, 255).astype(np.uint8)
+    frames = np.nan_to_num(frames.astype(np.float64), nan=0.0)
+    return np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+@contextlib.contextmanager
+def _atomic_path(path):
+    """Yields a temporary path next to `path`; renames it onto `path` on success."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    base, ext = os.path.splitext(os.path.basename(path))
+    handle, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
+    os.close(handle)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; give the usual mode of a written file.
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def _rgb_sequence(frames, name):
+    """`[T, H, W]`, `[T, H, W, 1]` or `[T, H, W, 3]` -> uint8 `[T, H, W, 3]`."""
+    frames = to_uint8(frames)
+    if frames.ndim == 3:
+        frames = frames[..., None]
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3):
+        raise ValueError(f"{name} must be [T, H, W, 1 or 3] frames, got shape {frames.shape}")
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    return frames
+
+
+def _prepare(ground_truth, prediction, n_past):
+    """Validates and aligns the two sequences; returns uint8 RGB `[T, H, W, 3]` twice."""
+    truth = _rgb_sequence(ground_truth, "ground_truth")
+    pred = _rgb_sequence(prediction, "prediction")
+    steps = truth.shape[0]
+    if not 0 <= n_past <= steps:
+        raise ValueError(f"n_past={n_past} outside [0, {steps}]")
+    if pred.shape[0] == steps - n_past and n_past > 0:
+        pred = np.concatenate([truth[:n_past], pred], axis=0)
+    if pred.shape != truth.shape:
+        raise ValueError(
+            f"prediction {pred.shape} does not match ground_truth {truth.shape} "
+            f"(give all T steps, or the T - n_past = {steps - n_past} predicted ones)"
+        )
+    return truth, pred
+
+
+def _framed(frame, color, scale, border):
+    """Upscales a uint8 `[H, W, 3]` frame (nearest) and surrounds it with a border."""
+    if scale != 1:
+        frame = np.repeat(np.repeat(frame, scale, axis=0), scale, axis=1)
+    height, width = frame.shape[:2]
+    cell = np.empty((height + 2 * border, width + 2 * border, 3), np.uint8)
+    cell[...] = color
+    cell[border : border + height, border : border + width] = frame
+    return cell
+
+
+def _font():
+    try:
+        return ImageFont.load_default(size=FONT_SIZE)
+    except (TypeError, OSError, ImportError):  # No FreeType: the fixed bitmap font.
+        return ImageFont.load_default()
+
+
+def _text_width(draw, text, font):
+    left, _, right, _ = draw.textbbox((0, 0), text, font=font)
+    return right - left
+
+
+def _centered_text(draw, text, center_x, top, font, fill=TEXT_COLOR):
+    draw.text((center_x - _text_width(draw, text, font) / 2, top), text, font=font, fill=fill)
+
+
+def _step_colors(step, n_past):
+    """(truth border, prediction border) colours of time step `step`."""
+    if step < n_past:
+        return CONTEXT_COLOR, CONTEXT_COLOR
+    return TRUTH_COLOR, PREDICTION_COLOR
+
+
+def comparison_frames(ground_truth, prediction, n_past, *, scale=2, border=2, labels=True):
+    """The frames of `save_comparison_gif`, as uint8 `[T, height, width, 3]`.
+
+    Each frame shows the ground truth (left) beside the prediction (right) at one step.
+    Without labels a frame is `GAP + 2 * (cell_w + GAP)` wide and `cell_h + 2 * GAP` high,
+    with `cell = frame * scale + 2 * border`; labels add one `LABEL_HEIGHT` line above
+    (column titles) and one below (step index and context/predicted).
+
+    Args:
+        ground_truth: `[T, H, W, C]` frames.
+        prediction: `[T, H, W, C]` frames (first `n_past` are the context), or
+            `[T - n_past, H, W, C]` predicted frames only.
+        n_past: Number of context frames.
+        scale: Integer nearest-neighbour upscaling factor.
+        border: Width in pixels of the coloured frame around each panel.
+        labels: Whether to draw the titles and the step caption.
+    """
+    truth, pred = _prepare(ground_truth, prediction, n_past)
+    steps, height, width = truth.shape[:3]
+    cell_h, cell_w = height * scale + 2 * border, width * scale + 2 * border
+    top = LABEL_HEIGHT if labels else 0
+    canvas_h = top + cell_h + 2 * GAP + (LABEL_HEIGHT if labels else 0)
+    canvas_w = GAP + 2 * (cell_w + GAP)
+    left_x, right_x = GAP, 2 * GAP + cell_w
+    font = _font() if labels else None
+    out = np.empty((steps, canvas_h, canvas_w, 3), np.uint8)
+    for step in range(steps):
+        truth_color, pred_color = _step_colors(step, n_past)
+        canvas = np.empty((canvas_h, canvas_w, 3), np.uint8)
+        canvas[...] = BACKGROUND
+        y = top + GAP
+        canvas[y : y + cell_h, left_x : left_x + cell_w] = _framed(truth[step], truth_color, scale, border)
+        canvas[y : y + cell_h, right_x : right_x + cell_w] = _framed(pred[step], pred_color, scale, border)
+        if labels:
+            image = Image.fromarray(canvas)
+            draw = ImageDraw.Draw(image)
+            _centered_text(draw, "ground truth", left_x + cell_w / 2, 1, font)
+            _centered_text(draw, "prediction", right_x + cell_w / 2, 1, font)
+            kind = "context" if step < n_past else "predicted"
+            caption = f"t={step + 1}/{steps} {kind}"
+            _centered_text(draw, caption, canvas_w / 2, y + cell_h + GAP, font, fill=pred_color)
+            canvas = np.asarray(image)
+        out[step] = canvas
+    return out
+
+
+def save_comparison_gif(path, ground_truth, prediction, n_past, *, fps=4, scale=2, border=2, labels=True):
+    """Writes an endlessly looping GIF: ground truth beside prediction, one frame per step.
+
+    Context steps are framed in green (both panels); predicted steps in red (prediction)
+    and grey (ground truth). See `comparison_frames` for the layout.
+
+    Args:
+        path: Destination `.gif` file; folders are created.
+        ground_truth: `[T, H, W, C]` frames, float in [0, 1] or uint8.
+        prediction: `[T, H, W, C]` frames whose first `n_past` are the context, or only
+            the `T - n_past` predicted frames.
+        n_past: Number of context frames.
+        fps: Frames per second.
+        scale: Integer upscaling factor (64x64 frames are small on screen).
+        border: Width in pixels of the coloured frame.
+        labels: Whether to draw titles and the step caption.
+
+    Returns:
+        `path`.
+    """
+    import imageio.v3 as iio
+
+    frames = comparison_frames(ground_truth, prediction, n_past, scale=scale, border=border, labels=labels)
+    with _atomic_path(path) as tmp:
+        iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / fps, loop=0)
+    return path
+
+
+def prediction_strip(ground_truth, prediction, n_past, *, scale=1, border=2, labels=True):
+    """The image of `save_prediction_strip`, as uint8 `[height, width, 3]`.
+
+    Without labels it is `GAP + 2 * (cell_h + GAP)` high and `GAP + T * (cell_w + GAP)`
+    wide, `cell = frame * scale + 2 * border`, the cell of row r (0 truth, 1 prediction)
+    and step t starting at `(GAP + r * (cell_h + GAP), GAP + t * (cell_w + GAP))`. Labels
+    add a `LABEL_HEIGHT` line on top (time index "t=1".."t=T") and a left margin with the
+    row names; `strip_layout` gives the exact offsets.
+
+    Args: as `save_prediction_strip`.
+    """
+    truth, pred = _prepare(ground_truth, prediction, n_past)
+    steps, height, width = truth.shape[:3]
+    layout = strip_layout(steps, height, width, scale=scale, border=border, labels=labels)
+    canvas = np.empty((layout["height"], layout["width"], 3), np.uint8)
+    canvas[...] = BACKGROUND
+    cell_h, cell_w = layout["cell"]
+    for step in range(steps):
+        truth_color, pred_color = _step_colors(step, n_past)
+        for row, (frames, color) in enumerate(((truth, truth_color), (pred, pred_color))):
+            y, x = layout["origin"](row, step)
+            canvas[y : y + cell_h, x : x + cell_w] = _framed(frames[step], color, scale, border)
+    if labels:
+        image = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(image)
+        font = _font()
+        for step in range(steps):
+            _, x = layout["origin"](0, step)
+            color = CONTEXT_COLOR if step < n_past else PREDICTION_COLOR
+            _centered_text(draw, f"t={step + 1}", x + cell_w / 2, 1, font, fill=color)
+        for row, name in enumerate(_ROW_NAMES):
+            y, _ = layout["origin"](row, 0)
+            draw.text((GAP, y + cell_h / 2 - FONT_SIZE / 2), name, font=font, fill=TEXT_COLOR)
+        canvas = np.asarray(image)
+    return canvas
+
+
+def strip_layout(steps, height, width, *, scale=1, border=2, labels=True):
+    """Geometry of a prediction strip.
+
+    Returns:
+        Dict with `height`, `width` (of the image), `cell` (cell height, width) and
+        `origin(row, step) -> (y, x)` of the top-left corner of a cell (border included).
+    """
+    cell_h, cell_w = height * scale + 2 * border, width * scale + 2 * border
+    top = LABEL_HEIGHT if labels else 0
+    left = _row_label_width() if labels else 0
+
+    def origin(row, step):
+        return top + GAP + row * (cell_h + GAP), left + GAP + step * (cell_w + GAP)
+
+    return {
+        "height": top + GAP + 2 * (cell_h + GAP),
+        "width": left + GAP + steps * (cell_w + GAP),
+        "cell": (cell_h, cell_w),
+        "origin": origin,
+    }
+
+
+def _row_label_width():
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    font = _font()
+    return GAP + max(_text_width(draw, name, font) for name in _ROW_NAMES)
+
+
+def save_prediction_strip(path, ground_truth, prediction, n_past, *, scale=1, border=2, labels=True):
+    """Writes a PNG: ground-truth row over prediction row, one column per time step.
+
+    Context columns are framed in green in both rows; predicted columns in grey (truth)
+    and red (prediction). Time indices are labelled 1-based on top, green for context
+    and red for predicted steps. See `prediction_strip` / `strip_layout` for the geometry.
+
+    Args:
+        path: Destination `.png` file; folders are created.
+        ground_truth: `[T, H, W, C]` frames, float in [0, 1] or uint8.
+        prediction: `[T, H, W, C]` frames whose first `n_past` are the context, or only
+            the `T - n_past` predicted frames.
+        n_past: Number of context frames.
+        scale: Integer upscaling factor.
+        border: Width in pixels of the coloured frame.
+        labels: Whether to draw the time indices and row names.
+
+    Returns:
+        `path`.
+    """
+    image = prediction_strip(ground_truth, prediction, n_past, scale=scale, border=border, labels=labels)
+    with _atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return path
+
+
+# --- Plots (matplotlib, lazily) ------------------------------------------------------
+
+_SCHEDULE_KEYS = ("beta", "tfr", "kl_weight", "teacher_forcing", "teacher_forcing_ratio")
+_FAMILY_ORDER = ("losses", "schedules", "psnr", "ssim", "learning rate", "other")
+_FAMILY_TITLE = {"schedules": "KL weight and teacher forcing", "psnr": "PSNR", "ssim": "SSIM"}
+_FAMILY_YLABEL = {"schedules": "weight / ratio", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+
+
+def _family(key):
+    """Which subplot a history key goes to (`val_` prefixes share their base's plot)."""
+    base = key[4:] if key.startswith("val_") else key
+    base = base.lower()
+    if base in _SCHEDULE_KEYS:
+        return "schedules"
+    if "psnr" in base:
+        return "psnr"
+    if "ssim" in base:
+        return "ssim"
+    if base in ("lr", "learning_rate"):
+        return "learning rate"
+    if "loss" in base or base in ("mse", "kl", "nll", "recon", "reconstruction", "mae", "l1", "l2"):
+        return "losses"
+    return "other"
+
+
+def _figure(n_panels, panel_size=(5.0, 3.4), ncols=2):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ncols = max(1, min(ncols, n_panels))
+    nrows = math.ceil(n_panels / ncols)
+    fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n_panels)]
+    return fig, axes
+
+
+def _save_figure(fig, path, dpi=100):
+    with _atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
+
+
+def _finite_values(values):
+    try:
+        array = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    return array if array.size else None
+
+
+def plot_curves(path, history, *, title=None):
+    """Plots per-epoch training curves to a PNG, one subplot per family of quantities.
+
+    Families: losses (`loss`, `mse`, `kl`, ...; log scale when all values are positive),
+    schedules (`beta`, `tfr` together on [0, 1]), PSNR (`psnr` with `val_psnr`, ...),
+    SSIM, learning rate (log scale), other. `val_*` keys join their base's subplot and
+    are dashed. Keys that are missing, empty or not numeric are skipped; a history with
+    nothing to plot still gives a PNG saying so.
+
+    Args:
+        path: Destination `.png` file; folders are created.
+        history: Mapping of name to per-epoch values (e.g. `keras.callbacks.History.history`).
+        title: Optional figure title.
+
+    Returns:
+        `path`.
+    """
+    groups = {}
+    for key, values in (history or {}).items():
+        array = _finite_values(values)
+        if array is None:
+            continue
+        groups.setdefault(_family(str(key)), []).append((str(key), array))
+    families = [name for name in _FAMILY_ORDER if name in groups]
+    fig, axes = _figure(max(len(families), 1))
+    if title:
+        fig.suptitle(title)
+    if not families:
+        axes[0].text(0.5, 0.5, "no data", ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].set_axis_off()
+        return _save_figure(fig, path)
+    for ax, family in zip(axes, families):
+        all_values = []
+        for key, array in sorted(groups[family], key=lambda item: (item[0].startswith("val_"), item[0])):
+            epochs = np.arange(1, array.size + 1)
+            style = "--" if key.startswith("val_") else "-"
+            marker = "o" if array.size <= 30 else None
+            ax.plot(epochs, array, style, marker=marker, markersize=3, label=key)
+            all_values.append(array[np.isfinite(array)])
+        finite = np.concatenate(all_values) if all_values else np.array([])
+        if family in ("losses", "learning rate") and finite.size and np.all(finite > 0):
+            ax.set_yscale("log")
+        if family == "schedules":
+            ax.set_ylim(-0.05, 1.05)
+        ylabel = _FAMILY_YLABEL.get(family, family)
+        ax.set_title(_FAMILY_TITLE.get(family, family))
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small")
+    return _save_figure(fig, path)
+
+
+def _series_metric(values, index, name, metric):
+    """Values of one metric of one series: `[T]` or `[N, T]` as float64."""
+    if isinstance(values, Mapping):
+        if metric not in values:
+            return None
+        array = np.asarray(values[metric], dtype=np.float64)
+    else:
+        array = np.asarray(values, dtype=np.float64)
+        if array.ndim not in (2, 3):
+            raise ValueError(
+                f"per_frame[{name!r}] must be a mapping metric -> [T] / [N, T], or an array "
+                f"[M, T] / [N, M, T] with M = len(metric_names); got shape {array.shape}"
+            )
+        if index >= array.shape[-2]:
+            return None
+        array = array[..., index, :]
+    if array.ndim not in (1, 2):
+        raise ValueError(f"per_frame[{name!r}][{metric!r}] must be [T] or [N, T], got {array.shape}")
+    return array
+
+
+def plot_per_frame_metrics(path, per_frame, *, n_past, metric_names=("psnr", "ssim"), title=None):
+    """Plots per-predicted-frame metric curves of several series, one subplot per metric.
+
+    Args:
+        path: Destination `.png` file; folders are created.
+        per_frame: Mapping of series name (e.g. "model (1 sample)", "model (best of 100)",
+            "copy last frame") to its values over the predicted frames only, either a
+            mapping `{metric: [T] or [N, T]}` or an array `[M, T]` / `[N, M, T]` with the
+            metrics in `metric_names` order. With a leading N (sequences) the curve is
+            the mean and a band shows +-1 standard error. Missing metrics are skipped.
+        n_past: Number of context frames (the x axis is the frame index after them,
+            1..T, i.e. absolute frame n_past + 1 .. n_past + T).
+        metric_names: Metrics to plot, one subplot each.
+        title: Optional figure title.
+
+    Returns:
+        `path`.
+    """
+    fig, axes = _figure(len(metric_names), panel_size=(5.5, 3.8))
+    if title:
+        fig.suptitle(title)
+    for index, (ax, metric) in enumerate(zip(axes, metric_names)):
+        plotted = False
+        for name, values in per_frame.items():
+            array = _series_metric(values, index, name, metric)
+            if array is None or array.size == 0:
+                continue
+            if array.ndim == 2:
+                mean = np.nanmean(array, axis=0)
+                count = np.sum(np.isfinite(array), axis=0)
+                sem = np.nanstd(array, axis=0) / np.sqrt(np.maximum(count, 1))
+            else:
+                mean, sem = array, None
+            frames = np.arange(1, mean.size + 1)
+            (line,) = ax.plot(frames, mean, marker="o" if mean.size <= 30 else None, markersize=3, label=name)
+            if sem is not None and array.shape[0] > 1:
+                ax.fill_between(frames, mean - sem, mean + sem, color=line.get_color(), alpha=0.2)
+            plotted = True
+        label = {"psnr": "PSNR (dB)", "ssim": "SSIM"}.get(metric.lower(), metric)
+        ax.set_title(label)
+        ax.set_xlabel(f"predicted frame (after {n_past} context frames)")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        if plotted:
+            ax.legend(fontsize="small")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    return _save_figure(fig, path)
+
+
+__all__ = [
+    "CONTEXT_COLOR",
+    "PREDICTION_COLOR",
+    "TRUTH_COLOR",
+    "comparison_frames",
+    "plot_curves",
+    "plot_per_frame_metrics",
+    "prediction_strip",
+    "save_comparison_gif",
+    "save_prediction_strip",
+    "strip_layout",
+    "to_uint8",
+]
