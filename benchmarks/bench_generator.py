@@ -1,0 +1,89 @@
+"""Throughput of the embedded pushing world (`keras_cvae.data.pushing_sim`).
+
+Generates `--sequences` sequences single-process (both cameras rendered), three times, and
+reports frames per second (median of the runs). Run it pinned to one core:
+
+    taskset -c 0 .venv/bin/python benchmarks/bench_generator.py
+
+Writes benchmarks/results/generator.json with the machine, command, git commit and numbers.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from keras_cvae.data.pushing_sim import SimConfig, simulate_sequence  # noqa: E402
+
+
+def _git_commit():
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "generator.json"))
+    args = parser.parse_args()
+
+    config = SimConfig()
+    simulate_sequence(args.seed, 10**6, config)  # warm-up (imports, caches)
+    times = []
+    for run in range(args.runs):
+        start = time.perf_counter()
+        for index in range(args.sequences):
+            simulate_sequence(args.seed + run, index, config)
+        times.append(time.perf_counter() - start)
+    frames = args.sequences * config.sequence_length
+    fps = [frames / t for t in times]
+    median_fps = statistics.median(fps)
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    result = {
+        "benchmark": "pushing_sim generator throughput (both cameras)",
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "git_commit": _git_commit(),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "cpu_count": os.cpu_count(),
+            "cpus_usable_by_this_process": affinity,
+        },
+        "sequences_per_run": args.sequences,
+        "frames_per_sequence": config.sequence_length,
+        "image_size": config.image_size,
+        "runs": args.runs,
+        "seconds_per_run": [round(t, 4) for t in times],
+        "frames_per_second_per_run": [round(f, 1) for f in fps],
+        "frames_per_second_median": round(median_fps, 1),
+        "sequences_per_second_median": round(median_fps / config.sequence_length, 2),
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{median_fps:.0f} frames/s (median of {args.runs} runs of {args.sequences} sequences; "
+          f"{affinity} usable CPU(s)) -> {args.output}")
+
+
+if __name__ == "__main__":
+    main()
