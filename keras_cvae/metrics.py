@@ -5,6 +5,8 @@ evaluation (NumPy in, `keras.ops.convert_to_numpy` on the result) and a compiled
 `test_step` (tensors in, tensors out, XLA included). Frames are channels-last,
 `[..., H, W, C]`, with values in [0, data_range] (the library uses [0, 1]); any leading
 batch/time dimensions are kept, and every function returns one value per frame.
+Integer inputs (uint8) are cast as they are, not rescaled: pass `data_range=255` for them.
+Computation is in float32 (float64 when an input is float64).
 
 Reference conventions:
 - `psnr` matches `skimage.metrics.peak_signal_noise_ratio(target, pred, data_range=1)`
@@ -141,7 +143,9 @@ def ssim(pred, target, data_range=1.0, sigma=SSIM_SIGMA):
     if height is None or width is None or channels is None:
         raise ValueError(f"ssim needs static H, W and C, got {pred.shape}")
     if min(height, width) < len(taps):
-        raise ValueError(f"ssim needs frames of at least {len(taps)}x{len(taps)}, got {height}x{width}")
+        raise ValueError(
+            f"ssim needs frames of at least {len(taps)}x{len(taps)}, got {height}x{width}"
+        )
     leading = ops.shape(pred)[:-3]
     x = ops.reshape(pred, (-1, height, width, channels))
     y = ops.reshape(target, (-1, height, width, channels))

@@ -166,8 +166,8 @@ def comparison_frames(ground_truth, prediction, n_past, *, scale=2, border=2, la
         canvas = np.empty((canvas_h, canvas_w, 3), np.uint8)
         canvas[...] = BACKGROUND
         y = top + GAP
-        canvas[y : y + cell_h, left_x : left_x + cell_w] = _framed(truth[step], truth_color, scale, border)
-        canvas[y : y + cell_h, right_x : right_x + cell_w] = _framed(pred[step], pred_color, scale, border)
+        for x, frame, color in ((left_x, truth[step], truth_color), (right_x, pred[step], pred_color)):
+            canvas[y : y + cell_h, x : x + cell_w] = _framed(frame, color, scale, border)
         if labels:
             image = Image.fromarray(canvas)
             draw = ImageDraw.Draw(image)
@@ -181,7 +181,9 @@ def comparison_frames(ground_truth, prediction, n_past, *, scale=2, border=2, la
     return out
 
 
-def save_comparison_gif(path, ground_truth, prediction, n_past, *, fps=4, scale=2, border=2, labels=True):
+def save_comparison_gif(
+    path, ground_truth, prediction, n_past, *, fps=4, scale=2, border=2, labels=True
+):
     """Writes an endlessly looping GIF: ground truth beside prediction, one frame per step.
 
     Context steps are framed in green (both panels); predicted steps in red (prediction)
@@ -203,7 +205,9 @@ def save_comparison_gif(path, ground_truth, prediction, n_past, *, fps=4, scale=
     """
     import imageio.v3 as iio
 
-    frames = comparison_frames(ground_truth, prediction, n_past, scale=scale, border=border, labels=labels)
+    frames = comparison_frames(
+        ground_truth, prediction, n_past, scale=scale, border=border, labels=labels
+    )
     with _atomic_path(path) as tmp:
         iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / fps, loop=0)
     return path
@@ -274,7 +278,9 @@ def _row_label_width():
     return GAP + max(_text_width(draw, name, font) for name in _ROW_NAMES)
 
 
-def save_prediction_strip(path, ground_truth, prediction, n_past, *, scale=1, border=2, labels=True):
+def save_prediction_strip(
+    path, ground_truth, prediction, n_past, *, scale=1, border=2, labels=True
+):
     """Writes a PNG: ground-truth row over prediction row, one column per time step.
 
     Context columns are framed in green in both rows; predicted columns in grey (truth)
@@ -294,7 +300,9 @@ def save_prediction_strip(path, ground_truth, prediction, n_past, *, scale=1, bo
     Returns:
         `path`.
     """
-    image = prediction_strip(ground_truth, prediction, n_past, scale=scale, border=border, labels=labels)
+    image = prediction_strip(
+        ground_truth, prediction, n_past, scale=scale, border=border, labels=labels
+    )
     with _atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
     return path
@@ -384,7 +392,8 @@ def plot_curves(path, history, *, title=None):
         return _save_figure(fig, path)
     for ax, family in zip(axes, families):
         all_values = []
-        for key, array in sorted(groups[family], key=lambda item: (item[0].startswith("val_"), item[0])):
+        ordered = sorted(groups[family], key=lambda item: (item[0].startswith("val_"), item[0]))
+        for key, array in ordered:
             epochs = np.arange(1, array.size + 1)
             style = "--" if key.startswith("val_") else "-"
             marker = "o" if array.size <= 30 else None
@@ -422,7 +431,9 @@ def _series_metric(values, index, name, metric):
             return None
         array = array[..., index, :]
     if array.ndim not in (1, 2):
-        raise ValueError(f"per_frame[{name!r}][{metric!r}] must be [T] or [N, T], got {array.shape}")
+        raise ValueError(
+            f"per_frame[{name!r}][{metric!r}] must be [T] or [N, T], got {array.shape}"
+        )
     return array
 
 
@@ -460,7 +471,8 @@ def plot_per_frame_metrics(path, per_frame, *, n_past, metric_names=("psnr", "ss
             else:
                 mean, sem = array, None
             frames = np.arange(1, mean.size + 1)
-            (line,) = ax.plot(frames, mean, marker="o" if mean.size <= 30 else None, markersize=3, label=name)
+            marker = "o" if mean.size <= 30 else None
+            (line,) = ax.plot(frames, mean, marker=marker, markersize=3, label=name)
             if sem is not None and array.shape[0] > 1:
                 ax.fill_between(frames, mean - sem, mean + sem, color=line.get_color(), alpha=0.2)
             plotted = True

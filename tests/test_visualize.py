@@ -43,6 +43,12 @@ def _ring(image, y, x, h, w, border):
     )
 
 
+def _inner(image, y, x, border, scale):
+    """The frame inside the cell at (y, x), subsampled back to H x W."""
+    top, left = y + border, x + border
+    return image[top : top + H * scale : scale, left : left + W * scale : scale, :3]
+
+
 def test_to_uint8():
     floats = np.array([-0.5, 0.0, 0.5, 1.0, 2.0, np.nan])
     np.testing.assert_array_equal(viz.to_uint8(floats), [0, 0, 128, 255, 255, 0])
@@ -56,7 +62,10 @@ def test_comparison_gif_frames_sizes_and_colors(tmp_path, labels):
     truth, pred = _sequences()
     scale, border = 2, 2
     path = tmp_path / "cmp.gif"
-    assert viz.save_comparison_gif(path, truth, pred, N_PAST, fps=5, scale=scale, border=border, labels=labels) == path
+    written = viz.save_comparison_gif(
+        path, truth, pred, N_PAST, fps=5, scale=scale, border=border, labels=labels
+    )
+    assert written == path
     frames = iio.imread(path, index=None)
     expected = viz.comparison_frames(truth, pred, N_PAST, scale=scale, border=border, labels=labels)
     assert frames.shape[0] == T
@@ -76,7 +85,7 @@ def test_comparison_gif_frames_sizes_and_colors(tmp_path, labels):
             assert all(_is_color(p, viz.PREDICTION_COLOR) for p in pred_ring)
             assert all(_is_color(p, viz.TRUTH_COLOR) for p in truth_ring)
         # The frame content itself sits inside the border (GIF palette: loose tolerance).
-        inner = frame[y + border : y + border + H * scale : scale, right + border : right + border + W * scale : scale, :3]
+        inner = _inner(frame, y, right, border, scale)
         assert np.mean(np.abs(inner.astype(int) - viz.to_uint8(pred[step]).astype(int))) < 20
     meta = iio.immeta(path)
     assert meta.get("loop") == 0
@@ -115,7 +124,8 @@ def test_prediction_strip_geometry_and_colors(tmp_path, labels, scale):
     assert layout["cell"] == (cell_h, cell_w)
     assert image.shape[:2] == (layout["height"], layout["width"])
     if not labels:
-        assert image.shape[:2] == (viz.GAP + 2 * (cell_h + viz.GAP), viz.GAP + T * (cell_w + viz.GAP))
+        expected = (viz.GAP + 2 * (cell_h + viz.GAP), viz.GAP + T * (cell_w + viz.GAP))
+        assert image.shape[:2] == expected
     else:
         assert image.shape[0] > 2 * cell_h and image.shape[1] > T * cell_w
     for step in range(T):
@@ -127,7 +137,7 @@ def test_prediction_strip_geometry_and_colors(tmp_path, labels, scale):
             else:
                 color = viz.TRUTH_COLOR if row == 0 else viz.PREDICTION_COLOR
             assert all(_is_color(p, color, tol=0) for p in ring), (step, row)
-            inner = image[y + border : y + border + H * scale : scale, x + border : x + border + W * scale : scale, :3]
+            inner = _inner(image, y, x, border, scale)
             np.testing.assert_array_equal(inner, viz.to_uint8(frames[step]))
     assert _leftovers(path.parent) == []
 
