@@ -459,7 +459,7 @@ _TABLE_PALETTE = np.array(
 
 
 def _table(scene: Scene, config: SimConfig, H: int, W: int) -> np.ndarray:
-    """The static table layer [H, W, 3] (float32, 0-255): colour, pattern, light ramp."""
+    """The static table layer [3, H, W] (float32, 0-255): colour, pattern, light ramp."""
     rng = np.random.default_rng(scene.table_seed)
     scale = H / 2.0
     y = (np.arange(H) + 0.5) / scale - 1.0
@@ -500,22 +500,26 @@ def _table(scene: Scene, config: SimConfig, H: int, W: int) -> np.ndarray:
     shade = shade * (1.0 + 0.12 * (x[None, :] * lx + y[:, None] * ly))
     table = base[None, None, :] * shade[:, :, None]
     table = table + rng.normal(0, config.pixel_noise, size=(H, W, 1))
-    return table.astype(np.float32)
+    return np.ascontiguousarray(np.clip(table, 0.0, 255.0).transpose(2, 0, 1), dtype=np.float32)
 
 
-def _patch_grid(cx, cy, P, H, W):
-    """Patch origins (clipped inside the canvas) and pixel-centre offsets from the centres.
+def _patch_grid(cx, cy, P, T, H, W):
+    """A P x P patch per frame around (cx[t], cy[t]), moved inside the canvas if needed.
 
-    Returns (iy [T,P,1], ix [T,1,P], dx [T,1,P], dy [T,P,1]).
+    Returns (index, dx, dy): `index` [3 * T * P * P] addresses the patch's pixels in the
+    flattened channel-planar canvas [3, T, H, W] (for `take` and fancy assignment), and
+    dx [T, 1, P], dy [T, P, 1] are the pixel centres' offsets from (cx, cy).
     """
     oy = np.clip(np.round(cy - P / 2.0).astype(np.int64), 0, H - P)
     ox = np.clip(np.round(cx - P / 2.0).astype(np.int64), 0, W - P)
     ar = np.arange(P)
     iy = oy[:, None, None] + ar[None, :, None]
     ix = ox[:, None, None] + ar[None, None, :]
+    lin = (np.arange(T)[:, None, None] * (H * W) + iy * W + ix).ravel()
+    index = (np.arange(3)[:, None] * (T * H * W) + lin[None, :]).ravel()
     dy = (iy + 0.5 - cy[:, None, None]).astype(np.float32)
     dx = (ix + 0.5 - cx[:, None, None]).astype(np.float32)
-    return iy, ix, dx, dy
+    return index, dx, dy
 
 
 def _shape_sdf(kind, r, aspect, angle, dx, dy):
@@ -576,15 +580,16 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
         return (x + 1.0) * scale, (y - tilt * z + 1.0) * scale
 
     # Channel-planar canvas [3, T, H, W]: masks [T, ...] broadcast over the leading axis,
-    # which is much faster in NumPy than broadcasting over a trailing axis of 3.
+    # which is much faster in NumPy than broadcasting over a trailing axis of 3. Every
+    # layer below is a convex blend or a darkening of values in [0, 255], so the canvas
+    # never leaves that range and needs no clipping.
     canvas = np.empty((3, T, H, W), dtype=np.float32)
-    canvas[:] = _table(scene, config, H, W).transpose(2, 0, 1)[:, None]
-    tt = np.arange(T)[:, None, None]
+    canvas[:] = _table(scene, config, H, W)[:, None]
+    flat = canvas.reshape(-1)
 
-    # Objects: one patch per object covering the object, its side and its shadow.
-    n = scene.num_objects
-    patches = []
-    for i in range(n):
+    # Objects: one patch per object covering its shadow, its side and its top. Drawing the
+    # shadow and the body in the same pass lets a shadow fall on a neighbour drawn earlier.
+    for i in range(scene.num_objects):
         r = scene.radius[i] * scale
         h = scene.height[i]
         cx, cy = to_px(obj_pos[:, i, 0], obj_pos[:, i, 1], h)
@@ -592,87 +597,89 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
         sdx = -lx * sl * h * scale
         sdy = -ly * sl * h * scale
         P = int(min(2 * math.ceil(r + max(abs(sdx), abs(sdy) + side) + 2), H))
-        iy, ix, dx, dy = _patch_grid(cx, cy, P, H, W)
+        index, dx, dy = _patch_grid(cx, cy, P, T, H, W)
         sdf = _shape_sdf(int(scene.shape[i]), r, scene.aspect[i], obj_angle[:, i], dx, dy)
         top = np.clip(0.5 - sdf, 0.0, 1.0)
         body = np.maximum(top, _shift_down(top, side))
-        # Soft shadow: the body shifted by the (integer) shadow offset, blurred once.
-        sx, sy = int(round(sdx)), int(round(sdy))
-        shadow = np.roll(body, (sy, sx), axis=(1, 2))
+        # Soft shadow: the body moved by the (integer) shadow offset, blurred once.
+        shadow = np.roll(body, (int(round(sdy)), int(round(sdx))), axis=(1, 2))
         shadow = 0.25 * (np.roll(shadow, 1, axis=2) + np.roll(shadow, -1, axis=2)) + 0.5 * shadow
-        # Lit top: brighter towards the light, darker rim.
-        ramp = 1.0 + 0.35 * (dx * lx + dy * ly) / r
-        rim = 0.7 + 0.3 * np.clip(-sdf / 1.5, 0.0, 1.0)
-        patches.append((iy, ix, shadow, body, top, ramp * rim))
-    for iy, ix, shadow, *_ in patches:
-        region = canvas[:, tt, iy, ix]
-        region *= 1.0 - 0.45 * shadow
-        canvas[:, tt, iy, ix] = region
-    for i, (iy, ix, _, body, top, lit) in enumerate(patches):
+        # Lit top: brighter towards the light, with a darker rim.
+        lit = (1.0 + 0.35 * (dx * lx + dy * ly) / r) * (0.7 + 0.3 * np.clip(-sdf / 1.5, 0.0, 1.0))
         col = scene.color[i].astype(np.float32)[:, None, None, None]
-        region = canvas[:, tt, iy, ix]
+        region = flat.take(index).reshape(3, T, P, P)
+        region *= 1.0 - 0.45 * shadow
         region += body * (col * 0.55 - region)
         region += top * (np.minimum(lit * col, 255.0) - region)
-        canvas[:, tt, iy, ix] = region
+        flat[index] = region.ravel()
 
     # Gripper and arm geometry (pixels).
     gx, gy = to_px(ee[:, 0], ee[:, 1], ee[:, 2])
     wx, wy = to_px(ee[:, 0], ee[:, 1], ee[:, 2] + config.arm_height)
     bx, by = to_px(*config.arm_base)
     gscale = 1.0 + config.zoom * ee[:, 2]
-    # Drop shadows of the gripper (soft disc) and arm (band), darker when lower.
+    # The gripper's drop shadow: a disc that gets softer and fainter with height.
     shx = gx - lx * sl * ee[:, 2] * scale
     shy = (ee[:, 1] + 1.0) * scale - ly * sl * ee[:, 2] * scale
     Pg = int(min(2 * math.ceil(0.2 * scale * (1 + config.zoom) + 4), H))
-    iy, ix, dx, dy = _patch_grid(shx, shy, Pg, H, W)
+    index, dx, dy = _patch_grid(shx, shy, Pg, T, H, W)
     soft = (1.0 + 2.5 * ee[:, 2]).astype(np.float32)[:, None, None]
     rad = np.float32(0.13 * scale)
     shadow = np.clip((rad - np.sqrt(dx * dx + dy * dy)) / soft + 0.5, 0.0, 1.0)
     strength = (0.55 - 0.25 * ee[:, 2]).astype(np.float32)[:, None, None]
-    region = canvas[:, tt, iy, ix]
+    region = flat.take(index).reshape(3, T, Pg, Pg)
     region *= 1.0 - strength * shadow
-    canvas[:, tt, iy, ix] = region
+    flat[index] = region.ravel()
 
     rows = (np.arange(H, dtype=np.float32) + 0.5)[None, :]
     cols = (np.arange(W, dtype=np.float32) + 0.5)[None, None, :]
 
-    def band(ax, ay, ex, ey, half):
-        """Per-row centre and half-width of a thick segment from (ax, ay) up to (ex, ey)."""
+    def band(ax, ay, ex, ey, half, nrows):
+        """Per-row centre and half-width of a thick segment from (ax, ay) down to (ex, ey)."""
+        rr = rows[:, :nrows]
         ddx = (ex - ax)[:, None]
         ddy = (ey - ay)[:, None]
-        f = (rows - ay[:, None]) / ddy
-        centre = ax[:, None] + f * ddx
+        centre = ax[:, None] + (rr - ay[:, None]) / ddy * ddx
         hw = half[:, None] * np.sqrt(1.0 + (ddx / ddy) ** 2)
-        # Rounded end at the wrist.
-        past = rows - ey[:, None]
+        # Rounded end below the wrist.
+        past = rr - ey[:, None]
         cap = np.where(past < half[:, None], np.sqrt(np.maximum(half[:, None] ** 2 - past**2, 0.0)), -1.0)
         hw = np.where(past > 0, cap, hw)
         centre = np.where(past > 0, ex[:, None], centre)
-        return centre.astype(np.float32), hw.astype(np.float32)
+        return centre.astype(np.float32)[:, :, None], hw.astype(np.float32)[:, :, None]
 
-    arm_half = (config.arm_width * scale * (0.8 + 0.2 * gscale)).astype(np.float32)
+    def last_row(y, half):
+        return int(min(H, max(1, math.ceil(float(np.max(y + half)) + 1))))
+
+    arm_half = config.arm_width * scale * (0.8 + 0.2 * gscale)
+    # The arm's shadow on the table (only the rows it can reach are touched).
     base_sx = np.full(T, bx - lx * sl * config.arm_base[2] * scale)
     base_sy = np.full(T, (config.arm_base[1] + 1.0) * scale - ly * sl * config.arm_base[2] * scale)
     wsx = gx - lx * sl * (ee[:, 2] + config.arm_height) * scale
     wsy = (ee[:, 1] + 1.0) * scale - ly * sl * (ee[:, 2] + config.arm_height) * scale
-    c_s, hw_s = band(base_sx, base_sy, wsx, wsy, 0.8 * arm_half)
-    arm_shadow = np.clip(hw_s[:, :, None] - np.abs(cols - c_s[:, :, None]), 0.0, 1.0)
-    canvas *= 1.0 - 0.35 * arm_shadow
+    n_rows = last_row(wsy, arm_half)
+    c_s, hw_s = band(base_sx, base_sy, wsx, wsy, 0.8 * arm_half, n_rows)
+    arm_shadow = np.abs(cols - c_s)
+    np.subtract(hw_s, arm_shadow, out=arm_shadow)
+    np.clip(arm_shadow, 0.0, 1.0, out=arm_shadow)
+    canvas[:, :, :n_rows] *= 1.0 - 0.35 * arm_shadow
 
-    # The arm: a shaded cylinder from the shoulder (off view) to the wrist.
-    c_a, hw_a = band(np.full(T, bx), np.full(T, by), wx, wy, arm_half)
-    dist = np.abs(cols - c_a[:, :, None])
-    cover = np.clip(hw_a[:, :, None] - dist + 0.5, 0.0, 1.0)
-    u = dist / np.maximum(hw_a[:, :, None], 1e-3)
-    # Cylinder shading: lit on the light's side, dark on the other, a specular stripe.
-    side_sign = np.sign(cols - c_a[:, :, None]) * np.float32(lx)
-    cyl = 0.55 + 0.35 * (1.0 - u * u) + 0.25 * side_sign * u
+    # The arm: a shaded cylinder from the shoulder (off view) down to the wrist.
+    n_rows = last_row(wy, arm_half)
+    c_a, hw_a = band(np.full(T, bx), np.full(T, by), wx, wy, arm_half, n_rows)
+    u = cols - c_a  # signed distance from the axis
+    cover = hw_a + 0.5 - np.abs(u)
+    np.clip(cover, 0.0, 1.0, out=cover)
+    u /= np.maximum(hw_a, 1e-3)
+    # Cylinder shading 0.9 - 0.35 u^2 + 0.25 lx u: lit on the light's side.
+    cyl = (np.float32(-0.35) * u + np.float32(0.25 * lx)) * u + np.float32(0.9)
+    part = canvas[:, :, :n_rows]
     for c, value in enumerate((70.0, 72.0, 80.0)):
-        canvas[c] += cover * (cyl * np.float32(value) - canvas[c])
+        part[c] += cover * (cyl * np.float32(value) - part[c])
 
-    # The gripper: a dark wrist with a bright collar and two light fingers.
-    iy, ix, dx, dy = _patch_grid(gx, gy - 0.04 * scale, Pg, H, W)
-    dy = dy - np.float32(0.04 * scale)  # put the centre back on the fingertips' row
+    # The gripper: a dark wrist and two light fingers whose gap shows the opening.
+    index, dx, dy = _patch_grid(gx, gy - 0.04 * scale, Pg, T, H, W)
+    dy = dy - np.float32(0.04 * scale)  # offsets from the fingertips' row again
     sc = gscale.astype(np.float32)[:, None, None] * np.float32(scale)
     wrist = np.clip(0.085 * sc - np.sqrt(dx * dx + (dy + 0.07 * sc) ** 2) + 0.5, 0.0, 1.0)
     opening = (0.03 + 0.07 * np.asarray(grip, dtype=np.float32))[:, None, None] * sc
@@ -680,20 +687,22 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
     f1 = np.maximum(np.abs(dx - opening) - 0.025 * sc, fy)
     f2 = np.maximum(np.abs(dx + opening) - 0.025 * sc, fy)
     fingers = np.clip(0.5 - np.minimum(f1, f2), 0.0, 1.0)
-    bright = (0.75 + 0.4 * ee[:, 2]).astype(np.float32)[None, :, None, None]
-    region = canvas[:, tt, iy, ix]
+    bright = np.minimum(0.75 + 0.4 * ee[:, 2], 1.3).astype(np.float32)[None, :, None, None]
+    region = flat.take(index).reshape(3, T, Pg, Pg)
     wrist_rgb = np.array([45, 45, 52], dtype=np.float32)[:, None, None, None] * bright
     finger_rgb = np.array([185, 185, 190], dtype=np.float32)[:, None, None, None] * bright
     region += wrist * (wrist_rgb - region)
     region += fingers * (finger_rgb - region)
-    canvas[:, tt, iy, ix] = region
+    flat[index] = region.ravel()
 
-    np.clip(canvas, 0.0, 255.0, out=canvas)
-    aux = canvas[:, :, :, :S].astype(np.uint8)
-    main = canvas[:, :, :, shift : shift + S][..., ::-1] * _second_camera_gain(S)
-    np.clip(main, 0.0, 255.0, out=main)
-    main = main.astype(np.uint8)
-    return np.ascontiguousarray(aux.transpose(1, 2, 3, 0)), np.ascontiguousarray(main.transpose(1, 2, 3, 0))
+    # Both cameras, HWC uint8 (float -> uint8 truncates; values are already in [0, 255]).
+    aux = np.empty((T, S, S, 3), dtype=np.uint8)
+    main = np.empty((T, S, S, 3), dtype=np.uint8)
+    gain = _second_camera_gain(S)
+    for c in range(3):
+        aux[..., c] = canvas[c, :, :, :S]
+        main[..., c] = canvas[c, :, :, shift : shift + S][:, :, ::-1] * gain[c]
+    return aux, main
 
 
 _GAIN_CACHE: dict = {}
@@ -705,8 +714,9 @@ def _second_camera_gain(S: int) -> np.ndarray:
         c = (np.arange(S) + 0.5) / S * 2.0 - 1.0
         r2 = c[None, :] ** 2 + c[:, None] ** 2
         gain = (1.0 - 0.18 * r2) * (1.0 + 0.1 * c[:, None])
-        tint = np.array([1.06, 1.0, 0.9])
-        _GAIN_CACHE[S] = (tint[:, None, None, None] * gain[None, None]).astype(np.float32)
+        tint = np.array([1.0, 0.95, 0.84])
+        gain = tint[:, None, None] * gain[None] / gain.max()  # <= 1: no clipping needed
+        _GAIN_CACHE[S] = gain.astype(np.float32)
     return _GAIN_CACHE[S]
 
 
