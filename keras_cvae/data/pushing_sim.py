@@ -112,7 +112,7 @@ class SimConfig:
     tilt: float = 0.3
     zoom: float = 0.45
     shadow_length: float = 0.45
-    arm_height: float = 0.3
+    arm_height: float = 0.4
     arm_base: tuple = (0.15, -1.9, 1.3)
     arm_width: float = 0.17
     second_camera_shift: int = 6
@@ -677,19 +677,21 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
     for c, value in enumerate((70.0, 72.0, 80.0)):
         part[c] += cover * (cyl * np.float32(value) - part[c])
 
-    # The gripper: a dark wrist and two light fingers whose gap shows the opening.
-    index, dx, dy = _patch_grid(gx, gy - 0.04 * scale, Pg, T, H, W)
-    dy = dy - np.float32(0.04 * scale)  # offsets from the fingertips' row again
+    # The gripper: a dark palm across the wrist and two light fingers below it, whose gap
+    # shows the opening; everything scales with the height.
+    index, dx, dy = _patch_grid(gx, gy - 0.05 * scale, Pg, T, H, W)
+    dy = dy - np.float32(0.05 * scale)  # offsets from the fingertips again
     sc = gscale.astype(np.float32)[:, None, None] * np.float32(scale)
-    wrist = np.clip(0.085 * sc - np.sqrt(dx * dx + (dy + 0.07 * sc) ** 2) + 0.5, 0.0, 1.0)
-    opening = (0.03 + 0.07 * np.asarray(grip, dtype=np.float32))[:, None, None] * sc
-    fy = np.abs(dy + 0.02 * sc) - 0.06 * sc
-    f1 = np.maximum(np.abs(dx - opening) - 0.025 * sc, fy)
-    f2 = np.maximum(np.abs(dx + opening) - 0.025 * sc, fy)
+    palm = np.maximum(np.abs(dx) - 0.16 * sc, np.abs(dy + 0.1 * sc) - 0.03 * sc)
+    wrist = np.clip(0.5 - palm, 0.0, 1.0)
+    opening = (0.035 + 0.075 * np.asarray(grip, dtype=np.float32))[:, None, None] * sc
+    fy = np.abs(dy + 0.045 * sc) - 0.045 * sc
+    f1 = np.maximum(np.abs(dx - opening) - 0.024 * sc, fy)
+    f2 = np.maximum(np.abs(dx + opening) - 0.024 * sc, fy)
     fingers = np.clip(0.5 - np.minimum(f1, f2), 0.0, 1.0)
     bright = np.minimum(0.75 + 0.4 * ee[:, 2], 1.3).astype(np.float32)[None, :, None, None]
     region = flat.take(index).reshape(3, T, Pg, Pg)
-    wrist_rgb = np.array([45, 45, 52], dtype=np.float32)[:, None, None, None] * bright
+    wrist_rgb = np.array([120, 120, 128], dtype=np.float32)[:, None, None, None] * bright
     finger_rgb = np.array([185, 185, 190], dtype=np.float32)[:, None, None, None] * bright
     region += wrist * (wrist_rgb - region)
     region += fingers * (finger_rgb - region)
