@@ -272,38 +272,42 @@ def plan_actions(scene: Scene, rng: np.random.Generator, config: SimConfig = Sim
                 through = o + d * rng.uniform(0.25, 0.6)
                 grip = rng.uniform(-1, 1)
                 speed = rng.uniform(0.5, 1.0)
-                yield np.array([*back, z_high]), 1.0, grip
-                yield np.array([*back, z_low]), 1.0, grip
-                yield np.array([*through, z_low]), speed, rng.uniform(-1, 1)
-                yield np.array([*through, z_high]), 1.0, rng.uniform(-1, 1)
+                yield [back[0], back[1], z_high], 1.0, grip
+                yield [back[0], back[1], z_low], 1.0, grip
+                yield [through[0], through[1], z_low], speed, rng.uniform(-1, 1)
+                yield [through[0], through[1], z_high], 1.0, rng.uniform(-1, 1)
             else:
-                target = rng.uniform(low, high)
-                yield target, rng.uniform(0.4, 1.0), rng.uniform(-1, 1)
+                yield rng.uniform(low, high).tolist(), rng.uniform(0.4, 1.0), rng.uniform(-1, 1)
 
     plan = moves()
     target, speed, grip = next(plan)
     actions = np.zeros((T, 4), dtype=np.float32)
-    pos = np.clip(scene.ee0, low, high)
-    noise = np.zeros(4)
+    lo = low.tolist()
+    hi = high.tolist()
+    pos = np.clip(scene.ee0, low, high).tolist()
+    step = config.step_scale
     rho = config.action_noise_smoothing
     innovation = config.action_noise_std * math.sqrt(max(1.0 - rho * rho, 0.0))
-    noise = rng.normal(0, config.action_noise_std, size=4)
+    # Smoothed AR(1) noise, drawn in one go (plain floats are much faster than tiny arrays).
+    shocks = rng.normal(0.0, 1.0, size=(T, 4))
+    shocks[0] *= config.action_noise_std
+    shocks[1:] *= innovation
+    shocks = shocks.tolist()
+    noise = [0.0] * 4
     for t in range(T):
+        noise = [rho * noise[k] + shocks[t][k] for k in range(4)] if t else shocks[0]
         for _ in range(8):
-            delta = (target - pos) / config.step_scale
-            if np.max(np.abs(delta)) > 0.5:
+            delta = [(target[k] - pos[k]) / step for k in range(3)]
+            norm = max(abs(delta[0]), abs(delta[1]), abs(delta[2]))
+            if norm > 0.5:
                 break
             target, speed, grip = next(plan)
-        else:
-            delta = (target - pos) / config.step_scale
-        norm = float(np.max(np.abs(delta)))
-        a = delta * (speed / norm) if norm > speed else delta
-        a = np.clip(a + noise[:3] * speed, -1.0, 1.0)
-        g = float(np.clip(grip + 0.3 * noise[3], -1.0, 1.0))
+        f = speed / norm if norm > speed else 1.0
+        a = [min(max(delta[k] * f + noise[k] * speed, -1.0), 1.0) for k in range(3)]
         actions[t, :3] = a
-        actions[t, 3] = g
-        pos = np.clip(pos + actions[t, :3].astype(np.float64) * config.step_scale, low, high)
-        noise = rho * noise + rng.normal(0, innovation, size=4)
+        actions[t, 3] = min(max(grip + 0.3 * noise[3], -1.0), 1.0)
+        a32 = actions[t, :3].tolist()
+        pos = [min(max(pos[k] + a32[k] * step, lo[k]), hi[k]) for k in range(3)]
     return actions
 
 
