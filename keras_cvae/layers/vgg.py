@@ -1,0 +1,180 @@
+"""VGG-style 64x64 frame encoder and decoder of SVG, with skip connections."""
+
+import keras
+from keras import layers, ops
+
+PACKAGE = "keras_cvae"
+
+
+def conv_initializer():
+    """N(0, 0.02), the reference's init for conv and dense kernels."""
+    return keras.initializers.RandomNormal(stddev=0.02)
+
+
+def batch_norm():
+    """BatchNorm with gamma ~ N(1, 0.02), as the reference initialises it."""
+    return layers.BatchNormalization(
+        momentum=0.9,
+        epsilon=1e-5,
+        gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
+    )
+
+
+def scaled_channels(base, width):
+    """Channel count of a reference layer with `base` channels at width multiplier `width`.
+
+    Args:
+        base: Channels in the reference network.
+        width: Multiplier; results are at least 4 so tiny presets keep every layer.
+    """
+    return max(4, int(round(base * width)))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ConvBlock(layers.Layer):
+    """3x3 convolution, BatchNorm, LeakyReLU(0.2): the reference's `vgg_layer`.
+
+    Args:
+        filters: Output channels.
+    """
+
+    def __init__(self, filters, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.conv = layers.Conv2D(
+            filters, 3, padding="same", kernel_initializer=conv_initializer()
+        )
+        self.norm = batch_norm()
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.norm.build(self.conv.compute_output_shape(input_shape))
+
+    def call(self, inputs, training=False):
+        return ops.leaky_relu(self.norm(self.conv(inputs), training=training), 0.2)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters}
+
+
+def upsample_nearest(x):
+    """Doubles height and width by repeating pixels: [N, H, W, C] -> [N, 2H, 2W, C].
+
+    Built from concatenate and reshape rather than `UpSampling2D`, whose repeat/tile
+    gradient needs shapes that XLA cannot know inside the training while loop.
+    """
+    height, width, channels = x.shape[1:]
+    x = ops.expand_dims(ops.expand_dims(x, 2), 4)
+    x = ops.concatenate([x, x], axis=2)
+    x = ops.concatenate([x, x], axis=4)
+    return ops.reshape(x, (-1, 2 * height, 2 * width, channels))
+
+
+def _stage(filters, name):
+    return [ConvBlock(f, name=f"{name}_{i}") for i, f in enumerate(filters)]
+
+
+def _run_stage(blocks, x, training):
+    for block in blocks:
+        x = block(x, training=training)
+    return x
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class VGGEncoder(layers.Layer):
+    """Encodes a 64x64 frame into a tanh code and four skip tensors.
+
+    Stages at 64, 32, 16 and 8 pixels (64, 128, 256, 512 channels at width 1) are each
+    followed by max pooling; a 4x4 valid convolution turns the 4x4 map into the code.
+
+    Args:
+        g_dim: Size of the code.
+        width: Channel multiplier (1.0 = reference).
+    """
+
+    def __init__(self, g_dim, width=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.g_dim = g_dim
+        self.width = width
+        c = [scaled_channels(b, width) for b in (64, 128, 256, 512)]
+        self.stages = [
+            _stage([c[0], c[0]], "stage64"),
+            _stage([c[1], c[1]], "stage32"),
+            _stage([c[2]] * 3, "stage16"),
+            _stage([c[3]] * 3, "stage8"),
+        ]
+        self.pool = layers.MaxPooling2D(2)
+        self.to_code = layers.Conv2D(
+            g_dim, 4, padding="valid", kernel_initializer=conv_initializer()
+        )
+        self.code_norm = batch_norm()
+
+    def call(self, frames, training=False):
+        """Returns (code [N, g_dim], [skip64, skip32, skip16, skip8])."""
+        skips = []
+        x = frames
+        for index, blocks in enumerate(self.stages):
+            if index:
+                x = self.pool(x)
+            x = _run_stage(blocks, x, training)
+            skips.append(x)
+        code = ops.tanh(self.code_norm(self.to_code(self.pool(x)), training=training))
+        return ops.reshape(code, (-1, self.g_dim)), skips
+
+    def get_config(self):
+        return {**super().get_config(), "g_dim": self.g_dim, "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class VGGDecoder(layers.Layer):
+    """Mirror of `VGGEncoder`: turns a code and the skips back into a frame in [0, 1].
+
+    A 4x4 transposed convolution expands the code to 4x4; each stage then upsamples x2
+    (nearest), concatenates the encoder skip of that resolution and applies VGG blocks.
+
+    Args:
+        g_dim: Size of the code.
+        width: Channel multiplier (1.0 = reference).
+        channels: Colour channels of the output frame.
+    """
+
+    def __init__(self, g_dim, width=1.0, channels=3, **kwargs):
+        super().__init__(**kwargs)
+        self.g_dim = g_dim
+        self.width = width
+        self.channels = channels
+        c = [scaled_channels(b, width) for b in (64, 128, 256, 512)]
+        self.from_code = layers.Conv2DTranspose(
+            c[3], 4, padding="valid", kernel_initializer=conv_initializer()
+        )
+        self.code_norm = batch_norm()
+        self.stages = [
+            _stage([c[3], c[3], c[2]], "stage8"),
+            _stage([c[2], c[2], c[1]], "stage16"),
+            _stage([c[1], c[0]], "stage32"),
+            _stage([c[0]], "stage64"),
+        ]
+        # The output layers stay float32 under mixed precision: the sigmoid saturates in fp16.
+        self.to_frame = layers.Conv2DTranspose(
+            channels, 3, padding="same", kernel_initializer=conv_initializer(), dtype="float32"
+        )
+
+    def call(self, code, skips, training=False):
+        """Args: code [N, g_dim]; skips as returned by the encoder. Returns [N, 64, 64, C]."""
+        x = ops.reshape(code, (-1, 1, 1, self.g_dim))
+        x = ops.leaky_relu(self.code_norm(self.from_code(x), training=training), 0.2)
+        for blocks, skip in zip(self.stages, reversed(skips)):
+            x = ops.concatenate([upsample_nearest(x), ops.cast(skip, x.dtype)], axis=-1)
+            x = _run_stage(blocks, x, training)
+        return ops.sigmoid(self.to_frame(x))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "g_dim": self.g_dim,
+            "width": self.width,
+            "channels": self.channels,
+        }
