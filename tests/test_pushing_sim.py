@@ -190,3 +190,18 @@ def test_same_actions_different_noise_give_different_motion():
 def test_bad_actions_shape_is_rejected():
     with pytest.raises(ValueError):
         simulate(np.zeros((5, 4)), np.random.default_rng(0), SimConfig())
+
+
+def test_second_camera_is_a_mirrored_shifted_view_of_the_same_state(sequences):
+    config = SimConfig()
+    S, shift = config.image_size, config.second_camera_shift
+    seq = sequences[0]
+    aux = seq["image_aux1"].astype(np.float64).mean(-1)
+    main = seq["image_main"].astype(np.float64).mean(-1)
+    assert not np.array_equal(seq["image_aux1"], seq["image_main"])
+    # Columns shift.. of the first camera are the second camera's columns mirrored, up to its
+    # smooth re-shading: the frame-to-frame changes (arm, objects) line up.
+    d_aux = np.diff(aux, axis=0)[:, :, shift:]
+    d_main = np.diff(main, axis=0)[:, :, ::-1][:, :, : S - shift]
+    corr = np.corrcoef(d_aux.ravel(), d_main.ravel())[0, 1]
+    assert corr > 0.9, corr

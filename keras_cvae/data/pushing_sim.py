@@ -33,6 +33,14 @@ World and action semantics:
 Everything is deterministic in (seed, index): sequence `index` of the dataset with seed
 `seed` draws all of its randomness from `np.random.default_rng([seed, index])`.
 
+Lower-level pieces, for tests and experiments: `sample_scene(rng, config)` draws the scene,
+`plan_actions(scene, rng, config)` the scripted pushing actions (about 80% of the moves go
+to an object, descend behind it and push through it; the rest wander), and
+`simulate(actions, rng, config, scene=None)` runs and renders any actions, returning the
+four keys above plus the objects' ground-truth "object_pos" [T, N, 2] and "object_angle"
+[T, N]. `simulate_sequence` is exactly sample_scene -> plan_actions -> simulate on one rng.
+With `SimConfig(stochastic=False)` the same scene and actions always give the same motion.
+
 The renderer is vectorised over time: the physics runs first (a few scalar operations per
 object and step), then all frames are drawn at once, objects and the gripper in small
 patches gathered and scattered with fancy indexing, the arm as a per-row band. The second
