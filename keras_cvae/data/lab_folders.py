@@ -5,7 +5,10 @@ The lab layout holds one camera (the model camera, `image_aux1`). PNG is lossles
 CSV floats are written with `repr` of the float32 value, so both directions are exact.
 """
 
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +194,123 @@ def read_window_tf(seq_dir, start, length: int):
         [csv(ACTIONS_CSV, bair.ACTION_DIM), csv(ENDEFFECTOR_CSV, bair.ENDEFFECTOR_DIM)], axis=-1
     )
     return frames, conditions[start : start + length]
+
+
+def _staging_dir(dst: Path) -> Path:
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise DataError(f"{dst}: destination exists and is not empty")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
+
+
+def _publish(tmp: Path, dst: Path):
+    if dst.exists():
+        dst.rmdir()  # empty, checked by _staging_dir
+    os.replace(tmp, dst)
+
+
+def tfrecord_to_lab(src, dst, *, progress: bool = False) -> Path:
+    """Converts a BAIR TFRecord dataset to the lab folder layout (model camera only).
+
+    train files go to `train/<file stem>/<k>/`, the val file (the second train file by
+    start index) to `validate/<file stem>/<k>/`, test files to `test/<file stem>/<k>/`.
+    Written into a temporary sibling of `dst` and renamed when complete.
+
+    Raises:
+        DataError: Bad source (named file and record), or `dst` exists and is not empty.
+    """
+    from keras_cvae.data.pipeline import bair_split_files, resolve_source
+
+    source = resolve_source(src)
+    if source.kind != "bair":
+        raise DataError(f"{src}: not a BAIR TFRecord dataset (found a {source.kind} source)")
+    dst = Path(dst)
+    jobs = []
+    for split, lab_split in SPLIT_DIRS.items():
+        try:
+            files = bair_split_files(source.root, split)
+        except DataError:
+            if split == "train":
+                raise
+            continue
+        jobs += [(lab_split, f) for f in files]
+    tmp = _staging_dir(dst)
+    try:
+        for lab_split, path in jobs:
+            for k, sequence in enumerate(bair.read_sequences(path)):
+                write_sequence(tmp / lab_split / path.name[: -len(bair.FILE_SUFFIX)] / str(k), sequence)
+            if progress:
+                print(f"converted {path}")
+        _publish(tmp, dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
+def lab_to_tfrecord(src, dst, *, progress: bool = False) -> Path:
+    """Converts lab folders to the BAIR TFRecord layout, one file per <traj> folder.
+
+    If the <traj> folders of train/ and validate/ are named `traj_A_to_B`, their names are
+    kept (so TFRecord -> lab -> TFRecord gives the same files). Otherwise train and validate
+    folders are numbered in order with the first validate folder placed second, so it is the
+    val split again. The lab layout has one camera: `image_main` is written as a copy of
+    `image_aux1`. Written into a temporary sibling of `dst` and renamed when complete.
+
+    Raises:
+        DataError: Bad source file (named), or `dst` exists and is not empty.
+    """
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise DataError(f"{src}: directory not found")
+    if not is_lab_root(src):
+        raise DataError(f"{src}: not a lab folder dataset ({{train,validate,test}}/<traj>/<k>/*.png)")
+
+    def trajs(name):
+        d = src / name
+        return list_trajectories(d) if d.is_dir() else []
+
+    train, validate, test = trajs("train"), trajs("validate"), trajs("test")
+    plan = []  # (split, traj dir, sequence dirs)
+    for split, group in (("train", None), ("test", test)):
+        members = [("train", t) for t in train] + [("validate", t) for t in validate] if group is None else [("test", t) for t in group]
+        if not members:
+            continue
+        named = all(bair.file_range(t.name + bair.FILE_SUFFIX) for _, t in members)
+        if not named and group is None:
+            members = [m for m in members if m[0] == "train"][:1] + [m for m in members if m[0] == "validate"] + [m for m in members if m[0] == "train"][1:]
+        start = 0
+        for _, t in members:
+            seqs = sorted((p for p in t.iterdir() if p.is_dir()), key=_natural_key)
+            if not seqs:
+                raise DataError(f"{t}: no sequence folders")
+            name = t.name + bair.FILE_SUFFIX if named else bair.file_name(start, start + len(seqs) - 1)
+            plan.append((split, name, seqs))
+            start += len(seqs)
+    tmp = _staging_dir(dst)
+    try:
+        for split, name, seqs in plan:
+
+            def sequences():
+                for seq_dir in seqs:
+                    seq = read_sequence(seq_dir)
+                    seq["image_main"] = seq["image_aux1"]
+                    yield seq
+
+            bair.write_sequences(tmp / split / name, sequences())
+            if progress:
+                print(f"wrote {split}/{name} ({len(seqs)} sequences)")
+        _publish(tmp, dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dst
+
+
+def convert_dataset(src, dst, *, to: str, progress: bool = False) -> Path:
+    """Converts between layouts: to="lab" (from TFRecords) or to="tfrecord" (from lab folders)."""
+    if to == "lab":
+        return tfrecord_to_lab(src, dst, progress=progress)
+    if to == "tfrecord":
+        return lab_to_tfrecord(src, dst, progress=progress)
+    raise DataError(f"unknown target layout {to!r}; use 'lab' or 'tfrecord'")

@@ -22,7 +22,8 @@ from keras_cvae.data import lab_folders, tfds_source
 from keras_cvae.data.errors import DataError
 
 SPLITS = ("train", "val", "test")
-SHUFFLE_BUFFER = 256  # serialized records (about 0.75 MB each) in the training shuffle
+SHUFFLE_BUFFER = 1024  # windows in the training shuffle (T=12: 0.15 MB each as uint8)
+PARSE_BATCH = 32  # serialized records parsed together in training
 CYCLE_LENGTH = 8  # files read concurrently in training
 
 
@@ -210,20 +211,34 @@ def _bair_dataset(root, split, length, batch_size, training, seed):
         num_parallel_calls=min(len(files), CYCLE_LENGTH),
         deterministic=deterministic,
     )
-    records = records.shuffle(SHUFFLE_BUFFER, seed=base_seed, reshuffle_each_iteration=True)
-    records = records.batch(batch_size, drop_remainder=True).enumerate()
+    # Batch the serialized records before parsing (one parse_example per batch is much
+    # cheaper than one per record), keep only the window of the model camera as uint8,
+    # then shuffle those small windows (0.15 MB each instead of 0.75 MB records).
+    records = records.batch(PARSE_BATCH, drop_remainder=True).enumerate()
 
     def parse_train(step, batch):
         serialized, paths, indices = batch
         images, conditions = bair.parse_batch(serialized)  # all 30 steps, model camera only
         images, conditions = _checked(images, conditions, paths, indices)
-        starts = _window_starts(tf.stack([tf.constant(base_seed, tf.int64), step]), batch_size, length)
+        starts = _window_starts(tf.stack([tf.constant(base_seed, tf.int64), step]), PARSE_BATCH, length)
         window = starts[:, None] + tf.range(length)[None, :]
         images = tf.gather(images, window, batch_dims=1)
         conditions = tf.gather(conditions, window, batch_dims=1)
-        return {"frames": bair.decode_frames(images), "conditions": conditions}
+        pixels = tf.reshape(
+            tf.io.decode_raw(images, tf.uint8),
+            [PARSE_BATCH, length, bair.IMAGE_SIZE, bair.IMAGE_SIZE, bair.CHANNELS],
+        )
+        return pixels, conditions
 
-    return records.map(parse_train, num_parallel_calls=autotune, deterministic=deterministic).prefetch(autotune)
+    windows = records.map(parse_train, num_parallel_calls=autotune, deterministic=deterministic).unbatch()
+    windows = windows.shuffle(SHUFFLE_BUFFER, seed=base_seed, reshuffle_each_iteration=True)
+    batches = windows.batch(batch_size, drop_remainder=True)
+    batches = batches.map(
+        lambda pixels, conditions: {"frames": tf.cast(pixels, tf.float32) / 255.0, "conditions": conditions},
+        num_parallel_calls=autotune,
+        deterministic=deterministic,
+    )
+    return batches.prefetch(autotune)
 
 
 def _lab_dataset(root, split, length, batch_size, training, seed):

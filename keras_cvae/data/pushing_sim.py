@@ -176,7 +176,8 @@ def sample_scene(rng: np.random.Generator, config: SimConfig = SimConfig()) -> S
         config: The world's knobs.
     """
     n = int(rng.integers(config.min_objects, config.max_objects + 1))
-    shape = rng.choice(len(SHAPES), size=n, p=np.asarray(config.shape_probs) / sum(config.shape_probs))
+    probs = np.asarray(config.shape_probs, dtype=np.float64)
+    shape = rng.choice(len(SHAPES), size=n, p=probs / probs.sum())
     radius = rng.uniform(*config.object_radius_range, size=n)
     aspect = rng.uniform(0.55, 1.0, size=n)
     height = rng.uniform(*config.object_height_range, size=n)
@@ -249,7 +250,9 @@ def integrate_actions(ee0, actions, config: SimConfig = SimConfig()) -> np.ndarr
     return pos
 
 
-def plan_actions(scene: Scene, rng: np.random.Generator, config: SimConfig = SimConfig()) -> np.ndarray:
+def plan_actions(
+    scene: Scene, rng: np.random.Generator, config: SimConfig = SimConfig()
+) -> np.ndarray:
     """Smooth random pushing actions [T, 4] (float32) for a scene.
 
     Most moves (`target_probability`) pick an object, fly above a point behind it, descend
@@ -272,7 +275,10 @@ def plan_actions(scene: Scene, rng: np.random.Generator, config: SimConfig = Sim
                 k = int(rng.integers(scene.num_objects))
                 o = scene.pos0[k]
                 # Push mostly towards the table's centre, so objects stay in view.
-                phi = math.atan2(-o[1], -o[0]) + rng.normal(0, 0.9) if rng.uniform() < 0.7 else rng.uniform(0, 2 * np.pi)
+                if rng.uniform() < 0.7:
+                    phi = math.atan2(-o[1], -o[0]) + rng.normal(0, 0.9)
+                else:
+                    phi = rng.uniform(0, 2 * np.pi)
                 d = np.array([math.cos(phi), math.sin(phi)])
                 back = o - d * (coll[k] + config.gripper_radius + rng.uniform(0.05, 0.15))
                 z_low = rng.uniform(low[2], min(0.6 * config.contact_height, high[2]))
@@ -322,7 +328,9 @@ def plan_actions(scene: Scene, rng: np.random.Generator, config: SimConfig = Sim
 # ----------------------------------------------------------------------------- physics
 
 
-def simulate_physics(scene: Scene, ee: np.ndarray, rng: np.random.Generator, config: SimConfig = SimConfig()):
+def simulate_physics(
+    scene: Scene, ee: np.ndarray, rng: np.random.Generator, config: SimConfig = SimConfig()
+):
     """Moves the objects given the end-effector path.
 
     Args:
@@ -565,7 +573,14 @@ def _shift_down(a, k):
     return out
 
 
-def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, obj_angle: np.ndarray, config: SimConfig = SimConfig()):
+def render(
+    scene: Scene,
+    ee: np.ndarray,
+    grip: np.ndarray,
+    obj_pos: np.ndarray,
+    obj_angle: np.ndarray,
+    config: SimConfig = SimConfig(),
+):
     """Draws both cameras.
 
     Args:
@@ -655,7 +670,8 @@ def render(scene: Scene, ee: np.ndarray, grip: np.ndarray, obj_pos: np.ndarray, 
         hw = half[:, None] * np.sqrt(1.0 + (ddx / ddy) ** 2)
         # Rounded end below the wrist.
         past = rr - ey[:, None]
-        cap = np.where(past < half[:, None], np.sqrt(np.maximum(half[:, None] ** 2 - past**2, 0.0)), -1.0)
+        circle = np.sqrt(np.maximum(half[:, None] ** 2 - past**2, 0.0))
+        cap = np.where(past < half[:, None], circle, -1.0)
         hw = np.where(past > 0, cap, hw)
         centre = np.where(past > 0, ex[:, None], centre)
         return centre.astype(np.float32)[:, :, None], hw.astype(np.float32)[:, :, None]
@@ -737,7 +753,9 @@ def _second_camera_gain(S: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- public API
 
 
-def simulate(actions, rng: np.random.Generator, config: SimConfig = SimConfig(), scene: Optional[Scene] = None) -> dict:
+def simulate(
+    actions, rng: np.random.Generator, config: SimConfig = SimConfig(), scene: Optional[Scene] = None
+) -> dict:
     """Runs and renders a sequence driven by given actions.
 
     Args:

@@ -1,0 +1,41 @@
+"""Shared fixtures: one tiny generated dataset per test session."""
+
+import numpy as np
+import pytest
+
+# 260 train sequences: traj_0_to_255 (train) and traj_256_to_259 (val); 4 test sequences.
+N_TRAIN = 260
+N_TEST = 4
+SEED = 0
+
+
+@pytest.fixture(scope="session")
+def generated_dir(tmp_path_factory):
+    """A BAIR-layout dataset written by the generator (simulator in worker processes)."""
+    from keras_cvae.data.generate import write_generated_dataset
+
+    root = tmp_path_factory.mktemp("generated") / "pushing"
+    return write_generated_dataset(root, n_train=N_TRAIN, n_test=N_TEST, seed=SEED, workers=2, progress=False)
+
+
+def random_sequence(rng: np.random.Generator) -> dict:
+    """A sequence with the BAIR structure and random content."""
+    return {
+        "image_aux1": rng.integers(0, 256, (30, 64, 64, 3), dtype=np.uint8),
+        "image_main": rng.integers(0, 256, (30, 64, 64, 3), dtype=np.uint8),
+        "action": rng.normal(size=(30, 4)).astype(np.float32),
+        "endeffector_pos": rng.normal(size=(30, 3)).astype(np.float32),
+    }
+
+
+@pytest.fixture
+def small_bair_dir(tmp_path):
+    """A BAIR-layout dataset of random sequences: train 3 + 2 (val), test 2."""
+    from keras_cvae.data import bair_tfrecord as bair
+
+    rng = np.random.default_rng(7)
+    seqs = [random_sequence(rng) for _ in range(7)]
+    bair.write_sequences(tmp_path / "ds" / "train" / bair.file_name(0, 2), seqs[:3])
+    bair.write_sequences(tmp_path / "ds" / "train" / bair.file_name(3, 4), seqs[3:5])
+    bair.write_sequences(tmp_path / "ds" / "test" / bair.file_name(0, 1), seqs[5:])
+    return tmp_path / "ds", seqs
