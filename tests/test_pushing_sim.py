@@ -70,7 +70,8 @@ def test_actions_drive_the_end_effector(sequences):
     for seq in sequences:
         expected = _integrate(seq["endeffector_pos"][0], seq["action"].astype(np.float64), config)
         np.testing.assert_allclose(seq["endeffector_pos"], expected, atol=1e-4)
-        free = seq["endeffector_pos"][0] + np.cumsum(seq["action"][:-1, :3] * config.step_scale, axis=0)
+        steps = np.cumsum(seq["action"][:-1, :3] * config.step_scale, axis=0)
+        free = seq["endeffector_pos"][0] + steps
         clipped_somewhere |= not np.allclose(free, seq["endeffector_pos"][1:], atol=1e-4)
     # The planner moves a lot: positions really change with the actions.
     moves = np.abs(np.diff(sequences[0]["endeffector_pos"], axis=0)).sum()
@@ -108,7 +109,8 @@ def test_objects_move_in_most_sequences():
 
 def _gripper_scene(config, pos, z):
     """An empty-ish scene (one object far in a corner) with the gripper held at `pos`."""
-    scene = ps.sample_scene(np.random.default_rng(1), dataclasses.replace(config, min_objects=1, max_objects=1))
+    one = dataclasses.replace(config, min_objects=1, max_objects=1)
+    scene = ps.sample_scene(np.random.default_rng(1), one)
     scene.pos0[:] = [[-0.8, 0.8]]
     scene.ee0[:] = [pos[0], pos[1], z]
     return scene
@@ -119,17 +121,18 @@ def test_gripper_is_drawn_where_the_end_effector_is(target):
     config = SimConfig(sequence_length=2)
     z = 0.1
     still = np.zeros((2, 4), np.float32)
-    here = simulate(still, np.random.default_rng(0), config, scene=_gripper_scene(config, target, z))
-    elsewhere = simulate(still, np.random.default_rng(0), config, scene=_gripper_scene(config, (-0.6, -0.7), 0.9))
+    rng = np.random.default_rng
+    here = simulate(still, rng(0), config, scene=_gripper_scene(config, target, z))
+    elsewhere = simulate(still, rng(0), config, scene=_gripper_scene(config, (-0.6, -0.7), 0.9))
     scale = config.image_size / 2.0
     col = int((target[0] + 1.0) * scale)
     row = int((target[1] - config.tilt * z + 1.0) * scale)
-    diff = np.abs(here["image_aux1"][0].astype(int) - elsewhere["image_aux1"][0].astype(int)).sum(-1)
+    diff = np.abs(here["image_aux1"][0].astype(int) - elsewhere["image_aux1"][0]).sum(-1)
     assert diff[row - 2 : row + 3, col - 2 : col + 3].mean() > 40
     # Far from both grippers, arms and shadows the two renders agree.
     assert diff[-4:, :4].max() == 0
     # The second camera is mirrored: the gripper shows up on the other side.
-    diff_main = np.abs(here["image_main"][0].astype(int) - elsewhere["image_main"][0].astype(int)).sum(-1)
+    diff_main = np.abs(here["image_main"][0].astype(int) - elsewhere["image_main"][0]).sum(-1)
     mcol = config.image_size - 1 - (col - config.second_camera_shift)
     if 2 <= mcol < config.image_size - 2:
         assert diff_main[row - 2 : row + 3, mcol - 2 : mcol + 3].mean() > 40
@@ -138,8 +141,9 @@ def test_gripper_is_drawn_where_the_end_effector_is(target):
 def test_height_and_gripper_opening_are_visible():
     config = SimConfig(sequence_length=2)
     still = np.zeros((2, 4), np.float32)
-    low = simulate(still, np.random.default_rng(0), config, scene=_gripper_scene(config, (0.0, 0.2), 0.05))
-    high = simulate(still, np.random.default_rng(0), config, scene=_gripper_scene(config, (0.0, 0.2), 0.8))
+    rng = np.random.default_rng
+    low = simulate(still, rng(0), config, scene=_gripper_scene(config, (0.0, 0.2), 0.05))
+    high = simulate(still, rng(0), config, scene=_gripper_scene(config, (0.0, 0.2), 0.8))
     assert np.abs(low["image_aux1"][0].astype(int) - high["image_aux1"][0].astype(int)).sum() > 2000
     opened = still.copy()
     opened[0, 3] = 1.0
@@ -183,7 +187,8 @@ def test_same_actions_different_noise_give_different_motion():
     for seed in range(2):
         scene = dataclasses.replace(base, pos0=base.pos0.copy(), ee0=base.ee0.copy())
         actions = _push_actions(scene, quiet)
-        runs.append(simulate(actions, np.random.default_rng(seed), quiet, scene=scene)["object_pos"])
+        out = simulate(actions, np.random.default_rng(seed), quiet, scene=scene)
+        runs.append(out["object_pos"])
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
