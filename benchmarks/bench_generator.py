@@ -58,12 +58,16 @@ def main():
     cpu_fps = [frames / t for t in cpu_times]
     median_fps = statistics.median(fps)
     try:
-        affinity = len(os.sched_getaffinity(0))
+        cpus = sorted(os.sched_getaffinity(0))
     except AttributeError:
-        affinity = None
+        cpus = None
+    affinity = len(cpus) if cpus is not None else None
+    command = " ".join(["python"] + sys.argv)
+    if cpus is not None and affinity < (os.cpu_count() or affinity):
+        command = f"taskset -c {','.join(map(str, cpus))} {command}"
     result = {
         "benchmark": "pushing_sim generator throughput (both cameras)",
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "command": command,
         "git_commit": _git_commit(),
         "machine": {
             "platform": platform.platform(),
@@ -72,6 +76,7 @@ def main():
             "numpy": np.__version__,
             "cpu_count": os.cpu_count(),
             "cpus_usable_by_this_process": affinity,
+            "cpu_affinity": cpus,
         },
         "sequences_per_run": args.sequences,
         "frames_per_sequence": config.sequence_length,
