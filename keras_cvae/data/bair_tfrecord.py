@@ -242,8 +242,7 @@ def read_records(path) -> Iterator[bytes]:
     import tensorflow as tf
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    scan_record_framing(path)  # names truncation cleanly before TensorFlow reads
     index = 0
     iterator = iter(tf.data.TFRecordDataset(str(path)))
     while True:
@@ -252,10 +251,19 @@ def read_records(path) -> Iterator[bytes]:
         except StopIteration:
             return
         except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InvalidArgumentError) as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = _clean_tf_message(err)
             raise DataError(f"{path} record {index}: corrupt or truncated TFRecord ({reason})") from None
         yield record.numpy()
         index += 1
+
+
+def _clean_tf_message(err) -> str:
+    """The useful part of a TensorFlow error message, on one line."""
+    text = getattr(err, "message", None) or str(err)
+    text = re.sub(r"\{\{function_node [^}]*\}\}", "", text)
+    text = re.sub(r"\[Op:[^\]]*\].*", "", text)
+    text = " ".join(text.split())
+    return text or type(err).__name__
 
 
 def read_sequences(path) -> Iterator[dict]:

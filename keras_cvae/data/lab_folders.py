@@ -170,8 +170,8 @@ def read_window_tf(seq_dir, start, length: int):
         text = tf.strings.regex_replace(tf.strings.strip(tf.io.read_file(path)), "\r", "")
         lines = tf.strings.split(text, "\n")
         fields = tf.strings.split(lines, ",")
-        rows = fields.nrows(out_type=tf.int32)
-        widths = fields.row_lengths(out_type=tf.int32)
+        rows = tf.cast(fields.nrows(), tf.int32)
+        widths = tf.cast(fields.row_lengths(), tf.int32)
         ok = tf.logical_and(
             tf.equal(rows, bair.SEQUENCE_LENGTH), tf.reduce_all(tf.equal(widths, columns))
         )
