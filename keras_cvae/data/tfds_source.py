@@ -29,9 +29,6 @@ def _builder(data_dir):
         raise DataError(f"{data_dir}: no prepared TFDS dataset {TFDS_NAME}/ in this data_dir")
     try:
         builder = tfds.builder(TFDS_NAME, data_dir=str(data_dir))
-        info = builder.info
-        if not info.splits:
-            raise ValueError("no splits")
     except Exception as err:  # tfds raises AssertionError / FileNotFoundError / ValueError
         raise DataError(f"{data_dir / TFDS_NAME}: TFDS dataset not prepared or unreadable ({err})") from None
     return builder
@@ -41,6 +38,8 @@ def split_sizes(data_dir) -> dict:
     """{"train", "val", "test": number of sequences} from the prepared dataset's info."""
     builder = _builder(data_dir)
     splits = builder.info.splits
+    if not splits:
+        raise DataError(f"{Path(data_dir) / TFDS_NAME}: TFDS dataset not prepared or unreadable (no splits)")
     n_train = splits["train"].num_examples if "train" in splits else 0
     return {
         "train": max(n_train - VAL_SIZE, 0),
@@ -60,7 +59,10 @@ def load_split(data_dir, split: str, *, shuffle_files: bool = False, seed=None):
             split=SPLITS[split], shuffle_files=shuffle_files, read_config=read_config
         )
     except Exception as err:
-        raise DataError(f"{Path(data_dir) / TFDS_NAME}: cannot read split {split!r} ({err})") from None
+        reason = " ".join(str(err).split())[:300]
+        raise DataError(
+            f"{Path(data_dir) / TFDS_NAME}: TFDS dataset not prepared or unreadable, split {split!r} ({reason})"
+        ) from None
 
 
 def example_to_window(example: dict, start, length: int):
