@@ -1,0 +1,38 @@
+"""The embedded default dataset: location, build once, reuse, marker written last."""
+
+from pathlib import Path
+
+import pytest
+
+from keras_cvae.data import DataError, describe_source, embedded, make_dataset
+
+
+def test_default_data_dir_env_and_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_CVAE_DATA", str(tmp_path / "mine"))
+    assert embedded.default_data_dir() == tmp_path / "mine"
+    monkeypatch.delenv("KERAS_CVAE_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert embedded.default_data_dir() == tmp_path / "xdg" / "keras_cvae" / "pushing_v1"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert embedded.default_data_dir() == Path.home() / ".cache" / "keras_cvae" / "pushing_v1"
+
+
+def test_ensure_builds_once_then_reuses(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_CVAE_DATA", str(tmp_path / "default"))
+    monkeypatch.setattr(embedded, "N_TRAIN", 3)  # tiny stand-in for the default sizes
+    monkeypatch.setattr(embedded, "N_TEST", 1)
+    path = embedded.ensure_embedded_dataset(progress=False, workers=1)
+    assert path == tmp_path / "default" and embedded.is_complete(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["default"]  # the temp build dir is gone
+    stamp = (path / "train" / "traj_0_to_2.tfrecords").stat().st_mtime_ns
+    assert embedded.ensure_embedded_dataset(progress=False) == path
+    assert (path / "train" / "traj_0_to_2.tfrecords").stat().st_mtime_ns == stamp
+    assert describe_source(None)["splits"]["train"] == 3
+    assert next(iter(make_dataset(None, "test", batch_size=1, training=False)))["frames"].shape[0] == 1
+
+
+def test_incomplete_build_is_not_reused(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_CVAE_DATA", str(tmp_path / "default"))
+    (tmp_path / "default" / "train").mkdir(parents=True)
+    with pytest.raises(DataError, match="not a complete pushing_v1 build"):
+        embedded.ensure_embedded_dataset(progress=False)
