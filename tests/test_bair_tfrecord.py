@@ -108,3 +108,18 @@ def test_generator_same_seed_identical_files_different_seed_differs(tmp_path):
 def test_generator_refuses_non_empty_destination(generated_dir):
     with pytest.raises(DataError, match="already holds"):
         write_generated_dataset(generated_dir, n_train=1, n_test=0, seed=0, progress=False)
+
+
+def test_simulator_workers_do_not_import_tensorflow():
+    # The design notes: rendering and TensorFlow in one process crash. A spawned worker
+    # imports exactly this chain.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, keras_cvae.data.generate as g; g._simulate((0, 0)); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
