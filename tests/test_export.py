@@ -1,0 +1,217 @@
+"""Export parity: Keras model vs SavedModel (fresh process) vs onnxruntime, whole and stepped."""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from keras_cvae import export
+from keras_cvae.config import get_preset
+from keras_cvae.model import SVG
+from keras_cvae.run_folder import RunFolder
+
+CONDITION_MEAN = [0.5, -0.2, 0.1, 0.0, 1.0, 2.0, -1.0]
+CONDITION_STD = [2.0, 0.5, 1.0, 3.0, 0.25, 1.5, 0.8]
+EVALUATION = {"psnr": 21.5, "ssim": 0.7, "samples": 1, "horizon": 3}
+
+
+def make_run(path, prior):
+    """A run folder holding an untrained tiny model with non-trivial condition statistics."""
+    preset = get_preset("tiny")
+    config = dataclasses.replace(preset.model, prior=prior)
+    model = SVG(config, condition_mean=CONDITION_MEAN, condition_std=CONDITION_STD, seed=0)
+    run = RunFolder(path)
+    run.write_info({
+        "model": config.to_dict(), "train": preset.train.to_dict(), "data": "data/pushing",
+        "condition_mean": CONDITION_MEAN, "condition_std": CONDITION_STD, "preset": "tiny",
+        "created": "2024-01-01T00:00:00", "epochs_done": 0,
+    })
+    model.save(run.model_file)
+    return run
+
+
+def random_inputs(config, batch, seed):
+    rng = np.random.default_rng(seed)
+    return {
+        "context": rng.uniform(size=(batch, config.n_past, 64, 64, 3)).astype(np.float32),
+        "conditions": rng.normal(1.0, 2.0, (batch, config.sequence_length, 7)).astype(np.float32),
+        "noise": rng.normal(size=(batch, config.n_future, config.z_dim)).astype(np.float32),
+    }
+
+
+@pytest.fixture(scope="module", params=["learned", "fixed"])
+def exported(request, tmp_path_factory):
+    """(Keras model, export folder) of one prior, exported once per module."""
+    root = tmp_path_factory.mktemp(f"export-{request.param}")
+    run = make_run(root / "run", request.param)
+    (run.path / "eval").mkdir()
+    (run.path / "eval" / "metrics.json").write_text(json.dumps(EVALUATION))
+    model = run.load_model()
+    out_dir = root / "saved_models" / "tiny"
+    export.export_model(model, run, out_dir)
+    return model, out_dir
+
+
+def session(path):
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def keras_prediction(model, inputs):
+    return np.asarray(model(inputs, training=False))
+
+
+def test_export_writes_every_file_and_no_temporary(exported):
+    _, out_dir = exported
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "metadata.json", "model.onnx", "saved_model", "step.onnx"
+    ]
+    assert [p.name for p in out_dir.parent.iterdir()] == ["tiny"]
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_onnx_matches_keras(exported, batch):
+    model, out_dir = exported
+    inputs = random_inputs(model.config, batch, seed=batch)
+    (frames,) = session(out_dir / "model.onnx").run(["frames"], inputs)
+    expected = keras_prediction(model, inputs)
+    assert frames.shape == (batch, model.config.n_future, 64, 64, 3)
+    np.testing.assert_allclose(frames, expected, atol=1e-4, rtol=0)
+
+
+def test_saved_model_in_fresh_process_matches_keras(exported, tmp_path):
+    model, out_dir = exported
+    batches = {f"b{batch}": random_inputs(model.config, batch, seed=10 + batch) for batch in (1, 7)}
+    for name, inputs in batches.items():
+        np.savez(tmp_path / f"{name}.npz", **inputs)
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        assert "keras_cvae" not in sys.modules
+        serve = tf.saved_model.load({str(out_dir / "saved_model")!r}).signatures["serving_default"]
+        for name in ("b1", "b7"):
+            inputs = dict(np.load({str(tmp_path)!r} + f"/{{name}}.npz"))
+            out = serve(**{{k: tf.constant(v) for k, v in inputs.items()}})
+            np.save({str(tmp_path)!r} + f"/{{name}}-out.npy", out["frames"].numpy())
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name, inputs in batches.items():
+        frames = np.load(tmp_path / f"{name}-out.npy")
+        np.testing.assert_allclose(frames, keras_prediction(model, inputs), atol=1e-4, rtol=0)
+
+
+def stepped_prediction(step_session, metadata, inputs):
+    """Follows the step protocol of metadata.json with onnxruntime."""
+    n_past = metadata["model"]["n_past"]
+    context, conditions, noise = inputs["context"], inputs["conditions"], inputs["noise"]
+    batch, horizon = context.shape[0], noise.shape[1]
+    state = {
+        entry["input"]: np.zeros([batch, *entry["shape"][1:]], np.float32)
+        for entry in metadata["step"]["state"]
+    }
+    outputs_by_input = {entry["input"]: entry["output"] for entry in metadata["step"]["state"]}
+    predictions, previous = [], None
+    for t in range(1, n_past + horizon):
+        frame = context[:, t - 1] if t <= n_past else previous
+        feed = {
+            "frame": frame,
+            "conditions": conditions[:, t - 1 : t + 1],
+            "noise": noise[:, t - n_past] if t >= n_past else np.zeros((batch, noise.shape[2]), np.float32),
+            "is_context": np.full(batch, t <= n_past),
+            **state,
+        }
+        names = ["next_frame", *outputs_by_input.values()]
+        result = dict(zip(names, step_session.run(names, feed)))
+        state = {name: result[output] for name, output in outputs_by_input.items()}
+        previous = result["next_frame"]
+        if t >= n_past:
+            predictions.append(previous)
+    return np.stack(predictions, axis=1)
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_step_onnx_stepped_equals_whole_rollout(exported, batch):
+    model, out_dir = exported
+    metadata = json.loads((out_dir / "metadata.json").read_text())
+    inputs = random_inputs(model.config, batch, seed=20 + batch)
+    stepped = stepped_prediction(session(out_dir / "step.onnx"), metadata, inputs)
+    np.testing.assert_allclose(stepped, keras_prediction(model, inputs), atol=1e-4, rtol=0)
+    (whole,) = session(out_dir / "model.onnx").run(["frames"], inputs)
+    np.testing.assert_allclose(stepped, whole, atol=1e-4, rtol=0)
+
+
+def test_step_onnx_keeps_the_last_context_skips(exported):
+    """Without is_context on the last context frame the skips (and output) must change."""
+    model, out_dir = exported
+    metadata = json.loads((out_dir / "metadata.json").read_text())
+    inputs = random_inputs(model.config, 2, seed=30)
+    step_session = session(out_dir / "step.onnx")
+    state = {e["input"]: np.zeros([2, *e["shape"][1:]], np.float32) for e in metadata["step"]["state"]}
+    feed = {"frame": inputs["context"][:, 0], "conditions": inputs["conditions"][:, :2],
+            "noise": inputs["noise"][:, 0], **state}
+    kept = step_session.run(["next_state_skip64"], {**feed, "is_context": np.zeros(2, bool)})[0]
+    fresh = step_session.run(["next_state_skip64"], {**feed, "is_context": np.ones(2, bool)})[0]
+    np.testing.assert_array_equal(kept, state["state_skip64"])
+    assert np.abs(fresh).max() > 0
+
+
+def test_metadata_describes_the_exported_files(exported):
+    model, out_dir = exported
+    metadata = json.loads((out_dir / "metadata.json").read_text())
+    config = model.config
+    assert metadata["model"] == config.to_dict()
+    assert metadata["evaluation"] == EVALUATION
+    assert metadata["training_data"] == "data/pushing"
+    np.testing.assert_allclose(metadata["conditions"]["mean"], CONDITION_MEAN, rtol=1e-6)
+    np.testing.assert_allclose(metadata["conditions"]["std"], CONDITION_STD, rtol=1e-6)
+    assert "inside" in metadata["conditions"]["normalisation"]
+    for file_name, section in (("model.onnx", "prediction"), ("step.onnx", "step")):
+        onnx_session = session(out_dir / file_name)
+        for nodes, described in ((onnx_session.get_inputs(), metadata[section]["inputs"]),
+                                 (onnx_session.get_outputs(), metadata[section]["outputs"])):
+            actual = {node.name: ["batch" if i == 0 else d for i, d in enumerate(node.shape)]
+                      for node in nodes}
+            expected = {d["name"]: ["batch", *d["shape"][1:]] for d in described}
+            assert actual == expected
+    prediction = {d["name"]: d["shape"] for d in metadata["prediction"]["inputs"]}
+    assert prediction == {
+        "context": [None, config.n_past, 64, 64, 3],
+        "conditions": [None, config.n_past + config.n_future, 7],
+        "noise": [None, config.n_future, config.z_dim],
+    }
+    expected_state = 2 * config.predictor_layers + 4
+    expected_state += 2 * config.prior_layers if config.prior == "learned" else 0
+    assert len(metadata["step"]["state"]) == expected_state
+
+
+def test_check_rejects_a_file_onnxruntime_cannot_load(exported, tmp_path):
+    model, out_dir = exported
+    broken = tmp_path / "broken"
+    shutil.copytree(out_dir, broken)
+    (broken / "step.onnx").write_bytes(b"not a protobuf at all")
+    with pytest.raises(export.ExportError, match="step.onnx"):
+        export.check_export(model, broken, export.ExportConfig())
+
+
+def test_failed_export_leaves_no_folder(tmp_path, monkeypatch):
+    run = make_run(tmp_path / "run", "learned")
+    model = run.load_model()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(export, "write_prediction_onnx", fail)
+    out_dir = tmp_path / "saved_models" / "x"
+    with pytest.raises(RuntimeError, match="simulated"):
+        export.export_model(model, run, out_dir, export.ExportConfig(saved_model=False))
+    assert list(out_dir.parent.iterdir()) == []
