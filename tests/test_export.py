@@ -22,11 +22,26 @@ CONDITION_STD = [2.0, 0.5, 1.0, 3.0, 0.25, 1.5, 0.8]
 EVALUATION = {"psnr": 21.5, "ssim": 0.7, "samples": 1, "horizon": 3}
 
 
+def randomize_weights(model, seed):
+    """Larger random weights than the N(0, 0.02) init, so that outputs vary by far more
+    than the parity tolerance and the noise visibly changes the prediction."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        shape = tuple(weight.shape)
+        if "kernel" in weight.path:
+            # A transposed convolution's kernel is (h, w, out, in).
+            fan_in = np.prod(shape[:-2]) * shape[-1] if "transpose" in weight.path else np.prod(shape[:-1])
+            weight.assign(rng.normal(0.0, 1.5 / np.sqrt(fan_in), shape).astype("float32"))
+        elif "bias" in weight.path or "beta" in weight.path:
+            weight.assign(rng.normal(0.0, 0.1, shape).astype("float32"))
+
+
 def make_run(path, prior):
     """A run folder holding an untrained tiny model with non-trivial condition statistics."""
     preset = get_preset("tiny")
     config = dataclasses.replace(preset.model, prior=prior)
     model = SVG(config, condition_mean=CONDITION_MEAN, condition_std=CONDITION_STD, seed=0)
+    randomize_weights(model, seed=0)
     run = RunFolder(path)
     run.write_info({
         "model": config.to_dict(), "train": preset.train.to_dict(), "data": "data/pushing",
@@ -83,6 +98,10 @@ def test_onnx_matches_keras(exported, batch):
     expected = keras_prediction(model, inputs)
     assert frames.shape == (batch, model.config.n_future, 64, 64, 3)
     np.testing.assert_allclose(frames, expected, atol=1e-4, rtol=0)
+    # The tolerance means something only if the inputs move the output far more than it.
+    mean_path = keras_prediction(model, {**inputs, "noise": np.zeros_like(inputs["noise"])})
+    assert np.abs(expected - mean_path).max() > 1e-2
+    assert expected.std() > 1e-2
 
 
 def test_saved_model_in_fresh_process_matches_keras(exported, tmp_path):
