@@ -1,0 +1,283 @@
+"""Evaluation: no peeking, best/mean/single consistency, baseline, outputs, bad input, script."""
+
+import contextlib
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_cvae.config import ModelConfig, get_preset
+from keras_cvae.data import bair_tfrecord as bair
+from keras_cvae.data import make_dataset
+from keras_cvae.evaluation import (
+    EvalConfig,
+    EvalResult,
+    EvaluationError,
+    evaluate_model,
+    evaluate_run,
+    make_rollout,
+    summarize,
+)
+from keras_cvae.model import SVG
+from keras_cvae.run_folder import RunError, RunFolder
+
+REPO = Path(__file__).resolve().parents[1]
+N_SEQUENCES = 5  # odd, with batch size 2: the last batch is padded
+SAMPLES = 3
+
+
+def random_sequences(count, seed):
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "image_aux1": rng.integers(0, 256, (30, 64, 64, 3), dtype=np.uint8),
+            "image_main": np.zeros((30, 64, 64, 3), np.uint8),
+            "action": rng.normal(size=(30, 4)).astype(np.float32),
+            "endeffector_pos": rng.normal(size=(30, 3)).astype(np.float32),
+        }
+        for _ in range(count)
+    ]
+
+
+def write_dataset(root, sequences):
+    bair.write_sequences(root / "train" / bair.file_name(0, 0), sequences[:1])
+    bair.write_sequences(root / "test" / bair.file_name(0, len(sequences) - 1), sequences)
+    return root
+
+
+def make_run(path, model_config, data):
+    """A run folder holding an untrained model, as scripts/train.py lays it out."""
+    preset = get_preset("tiny")
+    model = SVG(model_config, seed=0)
+    run = RunFolder(Path(path))
+    run.write_info(
+        {
+            "model": model_config.to_dict(),
+            "train": preset.train.to_dict(),
+            "data": str(data) if data is not None else None,
+            "condition_mean": [0.0] * model_config.condition_dim,
+            "condition_std": [1.0] * model_config.condition_dim,
+            "preset": "tiny",
+            "created": "test",
+            "epochs_done": 0,
+        }
+    )
+    model.save(run.model_file)
+    return run
+
+
+def psnr_numpy(pred, target):
+    mse = np.mean((pred.astype(np.float64) - target.astype(np.float64)) ** 2, axis=(-3, -2, -1))
+    return 10.0 * np.log10(1.0 / mse)
+
+
+@pytest.fixture(scope="module")
+def tiny_config():
+    return get_preset("tiny").model
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("evaldata"), random_sequences(N_SEQUENCES, seed=1))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_config, dataset_dir):
+    return make_run(tmp_path_factory.mktemp("runs") / "tiny", tiny_config, dataset_dir)
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("evaluate_script", REPO / "scripts" / "evaluate.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run, tmp_path_factory):
+    """scripts/evaluate.py's main on the tiny run, predictions saved: (metrics, stdout, out)."""
+    out = tmp_path_factory.mktemp("eval")
+    argv = ["--run", str(tiny_run.path), "--samples", str(SAMPLES), "--batch-size", "2", "--seed", "3",
+            "--out", str(out / "eval"), "--save-predictions", str(out / "predictions.npz"),
+            "--gif-sequences", "0", "4", "--quiet"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = load_script().main(argv)
+    assert code == 0
+    return json.loads((out / "eval" / "metrics.json").read_text()), printed.getvalue(), out
+
+
+def test_no_peeking_future_frames_do_not_change_predictions(tmp_path, tiny_config):
+    n_past, horizon = tiny_config.n_past, tiny_config.n_future
+    original = random_sequences(3, seed=2)
+    changed = random_sequences(3, seed=2)
+    rng = np.random.default_rng(9)
+    for sequence in changed:
+        # Everything the model must not see: future frames, and any data after the horizon.
+        sequence["image_aux1"][n_past:] = rng.integers(0, 256, (30 - n_past, 64, 64, 3), dtype=np.uint8)
+        sequence["action"][n_past + horizon :] += 5.0
+        sequence["endeffector_pos"][n_past + horizon :] -= 5.0
+    model = SVG(tiny_config, seed=0)
+    rollout = make_rollout(model)
+    results = []
+    for name, sequences in (("a", original), ("b", changed)):
+        root = write_dataset(tmp_path / name, sequences)
+        dataset = make_dataset(root, "test", n_past=n_past, n_future=horizon, batch_size=2, training=False)
+        results.append(
+            evaluate_model(model, dataset, n_past=n_past, horizon=horizon, samples=2, seed=5,
+                           batch_size=2, keep_all=True, rollout=rollout)
+        )
+    first, second = results
+    for index in range(3):
+        assert not np.array_equal(first.kept[index][0][n_past:], second.kept[index][0][n_past:])
+        np.testing.assert_array_equal(first.kept[index][1], second.kept[index][1])
+    assert not np.allclose(first.model_scores["psnr"], second.model_scores["psnr"])
+
+
+def test_best_mean_single_are_consistent_with_independent_psnr(evaluated):
+    report, _, out = evaluated
+    saved = np.load(out / "predictions.npz")
+    n_past = int(saved["n_past"])
+    future = saved["ground_truth"][:, n_past:] / 255.0
+    per_sample = psnr_numpy(saved["predictions"] / 255.0, future[None]).mean(axis=2)  # [S, N]
+    best = np.asarray(report["per_sequence"]["model_best_of_n"]["psnr"])
+    mean = np.asarray(report["per_sequence"]["model_mean_of_n"]["psnr"])
+    single = np.asarray(report["per_sequence"]["model_single"]["psnr"])
+    rounding = 0.01  # the npz holds uint8 frames, the report float ones
+    assert np.all(best + rounding >= per_sample.max(axis=0))
+    assert np.all(best + 1e-9 >= mean)
+    assert np.all(mean + rounding >= per_sample.min(axis=0))
+    np.testing.assert_allclose(mean, per_sample.mean(axis=0), atol=rounding)
+    np.testing.assert_allclose(single, per_sample[0], atol=rounding)
+    for name in ("ssim", "psnr_per_channel"):
+        assert np.all(
+            np.asarray(report["per_sequence"]["model_best_of_n"][name]) + 1e-9
+            >= np.asarray(report["per_sequence"]["model_mean_of_n"][name])
+        )
+
+
+def test_copy_last_baseline_matches_numpy(evaluated):
+    report, _, out = evaluated
+    saved = np.load(out / "predictions.npz")
+    n_past, horizon = int(saved["n_past"]), int(saved["horizon"])
+    truth = saved["ground_truth"] / 255.0
+    copy = np.repeat(truth[:, n_past - 1 : n_past], horizon, axis=1)
+    expected = psnr_numpy(copy, truth[:, n_past:])
+    np.testing.assert_allclose(report["per_frame"]["copy_last_frame"]["psnr"], expected.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(report["per_sequence"]["copy_last_frame"]["psnr"], expected.mean(axis=1), atol=1e-4)
+    per_channel = np.mean(
+        10 * np.log10(1 / np.mean((copy - truth[:, n_past:]) ** 2, axis=(-3, -2))), axis=-1
+    )
+    np.testing.assert_allclose(report["summary"]["copy_last_frame"]["psnr_per_channel"]["mean"],
+                               per_channel.mean(), atol=1e-4)
+
+
+def test_script_table_metrics_json_and_npz_round_trip(evaluated, tiny_run, dataset_dir):
+    written, printed, out = evaluated
+    protocol = written["protocol"]
+    assert protocol["context_frames"] == 2 and protocol["horizon"] == 3
+    assert protocol["samples"] == SAMPLES and protocol["seed"] == 3
+    assert protocol["split"] == "test" and protocol["sequences"] == N_SEQUENCES
+    assert protocol["checkpoint"] == str(tiny_run.model_file)
+    assert Path(protocol["data"]) == dataset_dir and protocol["context_frames_excluded"] is True
+    assert written["time"]["rollout_seconds"] > 0
+    assert set(written["summary"]) == {"copy_last_frame", "model_single", "model_mean_of_n", "model_best_of_n"}
+    for name in ("per_frame_metrics.png", "sequence-0000.gif", "sequence-0000-strip.png", "sequence-0004.gif"):
+        assert (out / "eval" / name).stat().st_size > 0
+
+    saved = np.load(out / "predictions.npz")
+    assert saved["predictions"].dtype == np.uint8
+    assert saved["predictions"].shape == (SAMPLES, N_SEQUENCES, 3, 64, 64, 3)
+    assert saved["ground_truth"].shape == (N_SEQUENCES, 5, 64, 64, 3)
+    assert "uint8" in str(saved["pixel_format"])
+    recomputed = psnr_numpy(saved["predictions"][0] / 255.0, saved["ground_truth"][:, 2:] / 255.0).mean()
+    assert abs(recomputed - written["summary"]["model_single"]["psnr"]["mean"]) < 0.01
+    for row in ("copy last context frame", "model, 1 sample", "model, mean of 3 samples",
+                "model, best of 3 samples"):
+        assert f"| {row} |" in printed
+    assert "2 context frames" in printed and "excluded from the scores" in printed
+    assert "3 predicted frames" in printed and "seed 3" in printed
+
+
+def test_horizon_28_on_30_frame_sequences(tiny_run, tmp_path):
+    report = evaluate_run(
+        EvalConfig(run=str(tiny_run.path), horizon=28, samples=1, batch_size=2, max_sequences=2,
+                   out=str(tmp_path), gif_sequences=(), progress=False)
+    )
+    assert report["protocol"]["horizon"] == 28 and report["protocol"]["sequences"] == 2
+    assert len(report["per_frame"]["model_single"]["ssim"]) == 28
+
+
+def test_summarize_picks_best_sample_per_sequence():
+    scores = np.array([[[1.0, 1.0], [5.0, 5.0]], [[3.0, 3.0], [2.0, 2.0]]])  # [S=2, N=2, H=2]
+    result = EvalResult(
+        n_past=2, horizon=2,
+        model_scores={name: scores for name in ("psnr", "psnr_per_channel", "ssim")},
+        baseline_scores={name: scores[0] for name in ("psnr", "psnr_per_channel", "ssim")},
+    )
+    per_sequence = summarize(result)["per_sequence"]
+    assert per_sequence["model_best_of_n"]["psnr"] == [3.0, 5.0]
+    assert per_sequence["model_mean_of_n"]["psnr"] == [2.0, 3.5]
+    assert per_sequence["model_single"]["psnr"] == [1.0, 5.0]
+
+
+def run_script(argv, capsys):
+    code = load_script().main(argv)
+    return code, capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--horizon", "29"], "longer than the 30-frame sequences"),
+        (["--n-past", "0"], "n_past must be at least 1"),
+    ],
+)
+def test_bad_protocol_gives_one_error_line(tiny_run, tmp_path, capsys, extra, message):
+    code, captured = run_script(["--run", str(tiny_run.path), "--out", str(tmp_path), *extra], capsys)
+    assert code == 1
+    assert captured.err.strip().startswith("error: ") and message in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_missing_run_and_checkpoint(tmp_path, tiny_config, dataset_dir, capsys):
+    code, captured = run_script(["--run", str(tmp_path / "nowhere")], capsys)
+    assert code == 1 and "does not exist" in captured.err
+    code, captured = run_script(["--runs-root", str(tmp_path / "empty")], capsys)
+    assert code == 1 and "no training runs found" in captured.err
+    run = make_run(tmp_path / "no-model", tiny_config, dataset_dir)
+    run.model_file.unlink()
+    code, captured = run_script(["--run", str(run.path)], capsys)
+    assert code == 1 and "model.keras: missing" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    with pytest.raises(RunError):
+        evaluate_run(EvalConfig(run=str(run.path), progress=False))
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [({"condition_dim": 5}, "conditions have 7 values per frame, the model expects 5"),
+     ({"channels": 1}, "frames are (64, 64, 3), the model expects (64, 64, 1)")],
+)
+def test_data_that_does_not_fit_the_model(tmp_path, tiny_config, dataset_dir, changes, message):
+    config = ModelConfig.from_dict({**tiny_config.to_dict(), **changes})
+    run = make_run(tmp_path / "run", config, dataset_dir)
+    with pytest.raises(EvaluationError, match=r"\(test split\): ") as error:
+        evaluate_run(EvalConfig(run=str(run.path), out=str(tmp_path / "eval"), progress=False))
+    assert message in str(error.value)
+    assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
+def test_compiled_rollout_equals_calling_the_model(tiny_config):
+    horizon = 3
+    model = SVG(tiny_config, seed=0)
+    rng = np.random.default_rng(4)
+    context = rng.random((2, 2, 64, 64, 3), dtype=np.float32)
+    conditions = rng.normal(size=(2, 2 + horizon, 7)).astype(np.float32)
+    noise = rng.normal(size=(2, horizon, tiny_config.z_dim)).astype(np.float32)
+    expected = model({"context": context, "conditions": conditions, "noise": noise}).numpy()
+    got = make_rollout(model)(context, conditions, noise).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
