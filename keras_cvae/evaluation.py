@@ -57,7 +57,8 @@ class EvalConfig:
         seed: Seed of the latent noise.
         out: Output folder; None writes to `<run>/eval/`.
         save_predictions: Optional .npz file for the predictions and the ground truth.
-        gif_sequences: Indices of the sequences drawn as GIFs and strips.
+        gif_sequences: Indices of the sequences drawn as GIFs and strips (indices past
+            the evaluated sequences are skipped).
         max_sequences: Evaluate only the first sequences of the split.
         jit_compile: Compile the rollout with XLA (slow to compile on CPU).
         progress: Show a progress bar.
@@ -244,7 +245,7 @@ def make_rollout(model, jit_compile=False):
         )
         return tf.transpose(predictions.stack(), (1, 0, 2, 3, 4))
 
-    return tf.function(rollout, jit_compile=jit_compile, reduce_retracing=True)
+    return tf.function(rollout, jit_compile=jit_compile, reduce_retracing=True, autograph=False)
 
 
 def make_scorer(jit_compile=False):
@@ -262,7 +263,7 @@ def make_scorer(jit_compile=False):
             "ssim": metrics.ssim(predictions, targets),
         }
 
-    return tf.function(score, jit_compile=jit_compile, reduce_retracing=True)
+    return tf.function(score, jit_compile=jit_compile, reduce_retracing=True, autograph=False)
 
 
 def _padded(array, size):
@@ -327,6 +328,7 @@ def evaluate_model(
 
     Raises:
         EvaluationError: The data does not fit the model, or it holds no sequence.
+        DataError: A record of the data is malformed (named by file and index).
     """
     from keras_cvae.visualize import to_uint8
 
@@ -388,6 +390,26 @@ def evaluate_model(
     )
 
 
+def _checked_batches(dataset):
+    """Iterates `dataset`, turning the pipeline's in-graph record checks into DataError."""
+    import tensorflow as tf
+
+    from keras_cvae.data import DataError
+
+    iterator = iter(dataset)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.InvalidArgumentError as error:
+            text = " ".join(str(getattr(error, "message", error)).split())
+            if "DataError: " not in text:
+                raise
+            raise DataError(text.split("DataError: ", 1)[1].split(" [[")[0].rstrip("]")) from None
+        yield batch
+
+
 def _rebatched(dataset, batch_size, max_sequences):
     """NumPy batches of at most `batch_size` sequences, stopping after `max_sequences`."""
     pending, seen = [], 0
@@ -396,7 +418,7 @@ def _rebatched(dataset, batch_size, max_sequences):
     def joined():
         return {key: np.concatenate([p[key] for p in pending]) for key in ("frames", "conditions")}
 
-    for batch in dataset:
+    for batch in _checked_batches(dataset):
         batch = {key: np.asarray(batch[key]) for key in ("frames", "conditions")}
         take = int(min(batch["frames"].shape[0], limit - seen))
         if take <= 0:

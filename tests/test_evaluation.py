@@ -4,6 +4,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -281,3 +282,19 @@ def test_compiled_rollout_equals_calling_the_model(tiny_config):
     expected = model({"context": context, "conditions": conditions, "noise": noise}).numpy()
     got = make_rollout(model)(context, conditions, noise).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_malformed_record_is_a_data_error(tmp_path, tiny_run):
+    from keras_cvae.data import DataError
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_bair_tfrecord import hand_written_example, write_raw
+
+    sequences = random_sequences(3, seed=6)
+    records = [hand_written_example(s, **({"image_bytes": 100} if i == 1 else {})) for i, s in enumerate(sequences)]
+    path = tmp_path / "ds" / "test" / "traj_0_to_2.tfrecords"
+    write_raw(path, records)
+    bair.write_sequences(tmp_path / "ds" / "train" / bair.file_name(0, 0), sequences[:1])
+    with pytest.raises(DataError, match=rf"^{path} record 1: image_aux1 missing or not 12288 bytes"):
+        evaluate_run(EvalConfig(run=str(tiny_run.path), data=str(tmp_path / "ds"), samples=1,
+                                batch_size=2, out=str(tmp_path / "eval"), progress=False))
