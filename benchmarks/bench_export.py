@@ -1,0 +1,128 @@
+"""Prediction latency and throughput: onnxruntime (model.onnx) vs the Keras model, on this CPU.
+
+    python benchmarks/bench_export.py                         # svg and small presets, batch 1 and 16
+    python benchmarks/bench_export.py --presets small --runs 3
+
+Untrained weights (speed does not depend on them). For each preset the whole prediction
+(n_past context frames -> n_future frames) is exported to ONNX in a temporary folder, then
+timed `--runs` times after one warm-up call, per batch size, in three runtimes:
+onnxruntime and the Keras model traced as a tf.function (graph mode, as served); with
+--eager also the Keras model called eagerly. Reports the median seconds per call and the sequences per second.
+Writes --out (default benchmarks/results/export.json) with the machine, command and commit.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_cvae import export  # noqa: E402
+from keras_cvae.config import get_preset  # noqa: E402
+
+
+def timed(call, runs):
+    """Median wall-clock seconds of `call()` over `runs` calls after one warm-up."""
+    call()
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds)), seconds
+
+
+def bench_preset(name, batches, runs, eager):
+    import onnxruntime
+    import tensorflow as tf
+
+    from keras_cvae.model import SVG
+
+    model = SVG(get_preset(name).model, seed=0)
+    predict = export.prediction_function(model)
+    results = {"config": model.config.to_dict(), "batches": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as folder:
+        path = Path(folder) / "model.onnx"
+        start = time.perf_counter()
+        export.write_prediction_onnx(model, path, export.ExportConfig().opset)
+        results["onnx_conversion_seconds"] = time.perf_counter() - start
+        results["onnx_megabytes"] = path.stat().st_size / 1e6
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        for batch in batches:
+            inputs = export.check_inputs(model.config, batch, seed=0)
+            tensors = {key: tf.constant(value) for key, value in inputs.items()}
+            runtimes = {
+                "onnxruntime": lambda: session.run(["frames"], inputs),
+                "keras_tf_function": lambda: predict(**tensors)["frames"].numpy(),
+            }
+            if eager:
+                runtimes["keras_eager"] = lambda: np.asarray(model(tensors, training=False))
+            row = {}
+            for runtime, call in runtimes.items():
+                median, seconds = timed(call, runs)
+                row[runtime] = {
+                    "median_seconds": median,
+                    "sequences_per_second": batch / median,
+                    "seconds_per_run": seconds,
+                }
+                print(f"{name} batch {batch} {runtime}: {median * 1000:.1f} ms, "
+                      f"{batch / median:.1f} sequences/s", flush=True)
+            results["batches"][str(batch)] = row
+    return results
+
+
+def machine():
+    import onnxruntime
+    import tensorflow as tf
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable_by_this_process": len(os.sched_getaffinity(0)),
+        "load_average_at_start": os.getloadavg(),
+        "tensorflow": tf.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--presets", nargs="+", default=["svg", "small"], help="model presets to time")
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16], help="batch sizes")
+    parser.add_argument("--runs", type=int, default=5, help="timed calls per measurement (median reported)")
+    parser.add_argument("--eager", action="store_true", help="also time the eager Keras call (slow)")
+    parser.add_argument("--out", default="benchmarks/results/export.json", help="result file")
+    args = parser.parse_args(argv)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    report = {
+        "benchmark": "whole prediction (n_past -> n_future frames): onnxruntime vs Keras, CPU",
+        "command": "python " + " ".join(["benchmarks/bench_export.py", *(argv or sys.argv[1:])]),
+        "git_commit": commit,
+        "machine": machine(),
+        "runs": args.runs,
+        "note": "untrained weights; median of the timed runs after one warm-up call",
+        "presets": {name: bench_preset(name, args.batches, args.runs, args.eager) for name in args.presets},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.tmp")
+    temporary.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(temporary, out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
