@@ -19,13 +19,17 @@ from keras_cvae.export import ExportConfig, ExportError, export_run  # noqa: E40
 from keras_cvae.run_folder import RunError  # noqa: E402
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the usage examples' line breaks and shows every default."""
+
+
 def main(argv=None):
     defaults = ExportConfig()
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__, formatter_class=HelpFormatter
     )
-    parser.add_argument("--run", default=None, help="run folder (default: newest run under runs/)")
-    parser.add_argument("--out", default=None, help="output folder (default: saved_models/<run name>)")
+    parser.add_argument("--run", default=None, help="run folder (None: the newest run under runs/)")
+    parser.add_argument("--out", default=None, help="output folder (None: saved_models/<run name>)")
     parser.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset")
     parser.add_argument("--skip-savedmodel", action="store_true", help="write only the ONNX files and metadata")
     parser.add_argument("--tolerance", type=float, default=defaults.tolerance,

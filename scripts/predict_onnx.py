@@ -18,10 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from keras_cvae.onnx_inference import InferenceError, PredictConfig, predict_files  # noqa: E402
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the usage examples' line breaks and shows every default."""
+
+
 def main(argv=None):
     defaults = PredictConfig(model_dir="", context=(), conditions=())
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument("--model-dir", required=True, help="export folder (metadata.json, model.onnx)")
     parser.add_argument("--context", nargs="+", required=True,
