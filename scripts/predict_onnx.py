@@ -1,7 +1,7 @@
 """Predicts future frames with an exported ONNX model: onnxruntime, numpy, pillow, imageio only.
 
-    python scripts/predict_onnx.py --model-dir saved_models/NAME \
-        --context data/test/traj/0 --conditions data/test/traj/0 --samples 3 --out predictions
+    python scripts/predict_onnx.py --model-dir saved_models/NAME --samples 3 --out predictions
+        --context data/test/traj/0 --conditions data/test/traj/0
 
 --context: PNG files, a folder of PNGs, a GIF or an .npz (the first n_past frames are used).
 --conditions: one 7-column CSV, actions.csv + endeffector_positions.csv, or their folder.
