@@ -47,12 +47,13 @@ def measure(source, args) -> float:
     it = iter(ds)
     for _ in range(args.warmup):
         next(it)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(args.batches):
         batch = next(it)
     batch["frames"].numpy()
-    elapsed = time.perf_counter() - start
-    return args.batches * args.batch_size / elapsed
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    n = args.batches * args.batch_size
+    return n / elapsed, 1e3 * cpu / n
 
 
 def main():
@@ -72,11 +73,19 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         source = args.data or synthetic_dataset(Path(tmp), args.sequences)
-        rates = [measure(source, args) for _ in range(args.runs)]
+        load_before = os.getloadavg()
+        runs = [measure(source, args) for _ in range(args.runs)]
+        load_after = os.getloadavg()
+    rates = [r for r, _ in runs]
+    cpu_ms = [c for _, c in runs]
     result = {
         "benchmark": "make_dataset training mode, BAIR TFRecords" if not args.data else "make_dataset training mode",
         "sequences_per_s_median": round(float(np.median(rates)), 1),
         "sequences_per_s_runs": [round(r, 1) for r in rates],
+        "cpu_ms_per_sequence_median": round(float(np.median(cpu_ms)), 3),
+        "note": "cpu_ms_per_sequence is this process's CPU time (all tf.data threads) per sequence; "
+                "cores / cpu_ms * 1000 bounds the rate on an otherwise idle machine",
+        "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "frames_per_window": args.n_past + args.n_future,
         "batch_size": args.batch_size,
         "seed": args.seed,
