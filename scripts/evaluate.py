@@ -15,26 +15,26 @@ def parse_args(argv=None):
         description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--run", default=None,
-                        help="run folder (default: the newest run folder under --runs-root)")
+                        help="run folder; None: the newest run under --runs-root")
     parser.add_argument("--runs-root", default="runs", help="folder searched for the newest run")
     parser.add_argument("--data", default=None,
-                        help="dataset folder (default: the data the run was trained on, run.json 'data')")
+                        help="dataset folder; None: the data the run was trained on (run.json 'data')")
     parser.add_argument("--split", choices=("train", "val", "test"), default="test", help="split to evaluate")
     parser.add_argument("--n-past", type=int, default=None,
-                        help="context frames, at least 1 (default: the model's n_past)")
+                        help="context frames, at least 1; None: the model's n_past")
     parser.add_argument("--horizon", type=int, default=None,
-                        help="predicted frames; n_past + horizon <= 30 (default: the model's n_future)")
+                        help="predicted frames, n_past + horizon <= 30; None: the model's n_future")
     parser.add_argument("--samples", type=int, default=5,
                         help="samples per sequence for the mean and best of N")
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per rollout call")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent noise")
-    parser.add_argument("--out", default=None, help="output folder (default: <run>/eval/)")
+    parser.add_argument("--out", default=None, help="output folder; None: <run>/eval/")
     parser.add_argument("--save-predictions", metavar="FILE.npz", default=None,
                         help="also write the predictions (uint8) and ground truth of every sequence here")
     parser.add_argument("--gif-sequences", type=int, nargs="*", default=[0],
                         help="indices of the sequences drawn as GIF and strip")
     parser.add_argument("--max-sequences", type=int, default=None,
-                        help="evaluate only the first sequences of the split (default: all)")
+                        help="evaluate only the first sequences of the split; None: all")
     parser.add_argument("--xla", dest="jit_compile", action=argparse.BooleanOptionalAction, default=False,
                         help="compile the rollout with XLA (slow to compile on CPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
