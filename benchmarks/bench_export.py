@@ -5,9 +5,15 @@
 
 Untrained weights (speed does not depend on them). For each preset the whole prediction
 (n_past context frames -> n_future frames) is exported to ONNX in a temporary folder, then
-timed `--runs` times after one warm-up call, per batch size, in three runtimes:
-onnxruntime and the Keras model traced as a tf.function (graph mode, as served); with
---eager also the Keras model called eagerly. Reports the median seconds per call and the sequences per second.
+timed `--runs` times after one warm-up call, per batch size, in these runtimes:
+onnxruntime on model.onnx, onnxruntime stepping step.onnx n_past + n_future - 1 times
+(the streaming protocol), the Keras model traced as a tf.function (graph mode, as served),
+and with --eager the Keras model called eagerly.
+
+The presets in --step-only-presets skip model.onnx: tf2onnx converts the unrolled
+full-width (svg) rollout with over 18 GB of memory (it keeps a copy of the weights per
+unrolled step until its final deduplication), more than this machine can spare; the step
+model holds one step and converts quickly. Reports the median seconds per call and the sequences per second.
 Writes --out (default benchmarks/results/export.json) with the machine, command and commit.
 """
 
@@ -41,7 +47,7 @@ def timed(call, runs):
     return float(np.median(seconds)), seconds
 
 
-def bench_preset(name, batches, runs, eager):
+def bench_preset(name, batches, runs, eager, whole_onnx):
     import onnxruntime
     import tensorflow as tf
 
@@ -51,19 +57,30 @@ def bench_preset(name, batches, runs, eager):
     predict = export.prediction_function(model)
     results = {"config": model.config.to_dict(), "batches": {}}
     with tempfile.TemporaryDirectory(prefix="bench-export-") as folder:
-        path = Path(folder) / "model.onnx"
-        start = time.perf_counter()
-        export.write_prediction_onnx(model, path, export.ExportConfig().opset)
-        results["onnx_conversion_seconds"] = time.perf_counter() - start
-        results["onnx_megabytes"] = path.stat().st_size / 1e6
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        sessions = {}
+        writers = {"step.onnx": export.write_step_onnx}
+        if whole_onnx:
+            writers["model.onnx"] = export.write_prediction_onnx
+        for file_name, write in writers.items():
+            path = Path(folder) / file_name
+            start = time.perf_counter()
+            write(model, path, export.ExportConfig().opset)
+            results[f"{file_name} conversion_seconds"] = time.perf_counter() - start
+            results[f"{file_name} megabytes"] = path.stat().st_size / 1e6
+            sessions[file_name] = onnxruntime.InferenceSession(
+                str(path), providers=["CPUExecutionProvider"]
+            )
         for batch in batches:
             inputs = export.check_inputs(model.config, batch, seed=0)
             tensors = {key: tf.constant(value) for key, value in inputs.items()}
             runtimes = {
-                "onnxruntime": lambda: session.run(["frames"], inputs),
+                "onnxruntime_stepped": lambda: export.run_step_onnx(
+                    sessions["step.onnx"], inputs, model.config
+                ),
                 "keras_tf_function": lambda: predict(**tensors)["frames"].numpy(),
             }
+            if whole_onnx:
+                runtimes["onnxruntime"] = lambda: sessions["model.onnx"].run(["frames"], inputs)
             if eager:
                 runtimes["keras_eager"] = lambda: np.asarray(model(tensors, training=False))
             row = {}
@@ -99,10 +116,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--presets", nargs="+", default=["svg", "small"], help="model presets to time")
+    parser.add_argument("--presets", nargs="+", default=["small", "svg"], help="model presets to time")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 16], help="batch sizes")
     parser.add_argument("--runs", type=int, default=5, help="timed calls per measurement (median reported)")
     parser.add_argument("--eager", action="store_true", help="also time the eager Keras call (slow)")
+    parser.add_argument("--step-only-presets", nargs="*", default=["svg"],
+                        help="presets timed without model.onnx (its conversion needs too much memory)")
     parser.add_argument("--out", default="benchmarks/results/export.json", help="result file")
     args = parser.parse_args(argv)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -113,7 +132,7 @@ def main(argv=None):
         "machine": machine(),
         "runs": args.runs,
         "note": "untrained weights; median of the timed runs after one warm-up call",
-        "presets": {name: bench_preset(name, args.batches, args.runs, args.eager) for name in args.presets},
+        "presets": {name: bench_preset(name, args.batches, args.runs, args.eager, name not in args.step_only_presets) for name in args.presets},
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
