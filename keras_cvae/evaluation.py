@@ -102,7 +102,8 @@ class EvalResult:
         baseline_scores: {metric: [sequences, horizon]} of the copy-last-frame baseline.
         kept: {sequence index: (ground truth [n_past + horizon, 64, 64, 3] uint8,
             predictions [samples, horizon, 64, 64, 3] uint8)} of the kept sequences.
-        rollout_seconds: Time spent in rollouts and scoring, first call (tracing) included.
+        rollout_seconds: Time of the evaluation loop (data reading, rollouts, scoring),
+            the first call's tracing included.
     """
 
     n_past: int
@@ -335,7 +336,7 @@ def evaluate_model(
     rollout = rollout or make_rollout(model, jit_compile)
     scorer = scorer or make_scorer(jit_compile)
     keep = {int(i) for i in keep_sequences}
-    model_scores = {name: [] for name in METRIC_NAMES}
+    model_scores = {name: [[] for _ in range(samples)] for name in METRIC_NAMES}
     baseline_scores = {name: [] for name in METRIC_NAMES}
     kept = {}
     bar = _progress_bar(progress_target, progress)
@@ -360,7 +361,7 @@ def evaluate_model(
             prediction = rollout(padded_context, padded_conditions, _padded(noise[sample], batch_size))
             scores = scorer(prediction, padded_future)
             for name in METRIC_NAMES:
-                model_scores[name].append((sample, np.asarray(scores[name])[:count]))
+                model_scores[name][sample].append(np.asarray(scores[name])[:count])
             if keep or keep_all:
                 predictions.append(to_uint8(np.asarray(prediction)[:count]))
         baseline = scorer(_padded(copy_last_frame(context, horizon), batch_size), padded_future)
@@ -375,10 +376,8 @@ def evaluate_model(
     if seen == 0:
         raise EvaluationError(f"{where}: no sequences to evaluate")
     by_sample = {
-        name: np.stack(
-            [np.concatenate([s for k, s in model_scores[name] if k == sample]) for sample in range(samples)]
-        ).astype(np.float64)
-        for name in METRIC_NAMES
+        name: np.stack([np.concatenate(parts) for parts in per_sample]).astype(np.float64)
+        for name, per_sample in model_scores.items()
     }
     return EvalResult(
         n_past=n_past,
