@@ -61,17 +61,26 @@ def random_inputs(config, batch, seed):
     }
 
 
-@pytest.fixture(scope="module", params=["learned", "fixed"])
-def exported(request, tmp_path_factory):
-    """(Keras model, export folder) of one prior, exported once per module."""
-    root = tmp_path_factory.mktemp(f"export-{request.param}")
-    run = make_run(root / "run", request.param)
-    (run.path / "eval").mkdir()
-    (run.path / "eval" / "metrics.json").write_text(json.dumps(EVALUATION))
-    model = run.load_model()
-    out_dir = root / "saved_models" / "tiny"
-    export.export_model(model, run, out_dir)
-    return model, out_dir
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """{prior: (Keras model, export folder)}, each prior exported once per module."""
+    result = {}
+    for prior in ("learned", "fixed"):
+        root = tmp_path_factory.mktemp(f"export-{prior}")
+        run = make_run(root / "run", prior)
+        (run.path / "eval").mkdir()
+        (run.path / "eval" / "metrics.json").write_text(json.dumps(EVALUATION))
+        model = run.load_model()
+        out_dir = root / "saved_models" / "tiny"
+        export.export_model(model, run, out_dir)
+        result[prior] = (model, out_dir)
+    return result
+
+
+@pytest.fixture(params=["learned", "fixed"])
+def exported(request, exports):
+    """(Keras model, export folder) of one prior."""
+    return exports[request.param]
 
 
 def session(path):
@@ -104,29 +113,33 @@ def test_onnx_matches_keras(exported, batch):
     assert expected.std() > 1e-2
 
 
-def test_saved_model_in_fresh_process_matches_keras(exported, tmp_path):
-    model, out_dir = exported
-    batches = {f"b{batch}": random_inputs(model.config, batch, seed=10 + batch) for batch in (1, 7)}
-    for name, inputs in batches.items():
-        np.savez(tmp_path / f"{name}.npz", **inputs)
+def test_saved_models_in_a_fresh_process_match_keras(exports, tmp_path):
+    """Both priors' SavedModels, loaded by tf.saved_model.load where keras_cvae never ran."""
+    cases = {}
+    for prior, (model, out_dir) in exports.items():
+        for batch in (1, 7):
+            name = f"{prior}-b{batch}"
+            cases[name] = (model, out_dir / "saved_model", random_inputs(model.config, batch, seed=10 + batch))
+            np.savez(tmp_path / f"{name}.npz", **cases[name][2])
     script = textwrap.dedent(f"""
         import sys
         import numpy as np
         import tensorflow as tf
-        assert "keras_cvae" not in sys.modules
-        serve = tf.saved_model.load({str(out_dir / "saved_model")!r}).signatures["serving_default"]
-        for name in ("b1", "b7"):
+        for name, path in {[(name, str(case[1])) for name, case in cases.items()]!r}:
+            serve = tf.saved_model.load(path).signatures["serving_default"]
             inputs = dict(np.load({str(tmp_path)!r} + f"/{{name}}.npz"))
             out = serve(**{{k: tf.constant(v) for k, v in inputs.items()}})
             np.save({str(tmp_path)!r} + f"/{{name}}-out.npy", out["frames"].numpy())
+        assert "keras_cvae" not in sys.modules
     """)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    for name, inputs in batches.items():
+    for name, (model, _, inputs) in cases.items():
         frames = np.load(tmp_path / f"{name}-out.npy")
-        np.testing.assert_allclose(frames, keras_prediction(model, inputs), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(frames, keras_prediction(model, inputs), atol=1e-4, rtol=0,
+                                   err_msg=name)
 
 
 def stepped_prediction(step_session, metadata, inputs):
@@ -234,3 +247,13 @@ def test_failed_export_leaves_no_folder(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated"):
         export.export_model(model, run, out_dir, export.ExportConfig(saved_model=False))
     assert list(out_dir.parent.iterdir()) == []
+
+
+def test_no_random_op_in_the_onnx_graphs(exported):
+    import onnx
+
+    _, out_dir = exported
+    for file_name in ("model.onnx", "step.onnx"):
+        graph = onnx.load(str(out_dir / file_name)).graph
+        random_ops = {node.op_type for node in graph.node if node.op_type.startswith("Random")}
+        assert not random_ops, (file_name, random_ops)
