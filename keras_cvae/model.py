@@ -392,7 +392,8 @@ class SVG(keras.Model):
         differentiate through tf.cond over stateful layers, and the teacher-forced branch
         stays fully batched.
         """
-        frames, conditions = data["frames"], data["conditions"]
+        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        frames, conditions = inputs["frames"], inputs["conditions"]
         step = self.optimizer.iterations
         kl_weight = self.kl_annealing(step)
         tfr = self.teacher_forcing(step)
@@ -407,7 +408,8 @@ class SVG(keras.Model):
 
     def test_step(self, data):
         """Generation as at test time: tfr 0, latents from the prior, PSNR of the future."""
-        frames, conditions = data["frames"], data["conditions"]
+        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        frames, conditions = inputs["frames"], inputs["conditions"]
         n_past = self.config.n_past
         horizon = frames.shape[1] - n_past
         batch = ops.shape(frames)[0]
