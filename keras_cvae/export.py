@@ -164,17 +164,74 @@ def _specs(shapes, dtypes=None):
     ]
 
 
+def _generation_step(model, frame, pair, noise, is_context, recurrent, carried_skips):
+    """One step of the rollout, shared by the whole prediction and step.onnx.
+
+    Args:
+        model: The `SVG` model.
+        frame: The latest frame [B, 64, 64, 3].
+        pair: Normalised (c_t-1, c_t) [B, 2 * condition_dim].
+        noise: Noise of z_t [B, z_dim].
+        is_context: Bool, broadcastable to the skips: where true the skips of `frame`
+            replace the carried ones.
+        recurrent: The model's recurrent state (tuple).
+        carried_skips: The encoder skips of the last context frame so far.
+
+    Returns:
+        (next frame, new recurrent state, skips).
+    """
+    from keras import ops
+
+    code, frame_skips = model.encoder(frame, training=False)
+    skips = [ops.where(is_context, new, old) for new, old in zip(frame_skips, carried_skips)]
+    next_frame, recurrent = model.predict_next(code, skips, pair, noise, tuple(recurrent))
+    return ops.cast(next_frame, "float32"), tuple(recurrent), skips
+
+
 def prediction_function(model):
-    """The whole prediction as a tf.function with a named signature, returning {"frames"}."""
+    """The whole prediction as a tf.function with a named signature, returning {"frames"}.
+
+    The same computation as calling the model (see `SVG.call`), but every step, context
+    steps included, runs in one symbolic while loop, so the graph holds the weights once.
+    tf2onnx needs that for the full-size model: converting the Python-unrolled rollout
+    (11 copies of the encoder and decoder) took over 17 GB of memory, the loop about 5 GB.
+    """
     import tensorflow as tf
 
-    shapes = prediction_shapes(model.config)
+    config = model.config
+    shapes = prediction_shapes(config)
     specs = _specs({name: shapes[name] for name in PREDICTION_INPUTS})
+    skip_shapes = [shape[1:] for name, shape in state_shapes(model).items() if name.startswith("skip")]
+    n_past, horizon = config.n_past, config.n_future
+    steps = n_past + horizon - 1
 
     @tf.function(input_signature=specs, autograph=False)
     def predict(context, conditions, noise):
-        inputs = {"context": context, "conditions": conditions, "noise": noise}
-        return {PREDICTION_OUTPUT: model(inputs, training=False)}
+        batch = tf.shape(context)[0]
+        pairs = model.condition_pairs(model.normalize_conditions(conditions))
+        skips = [tf.zeros(tf.concat([[batch], shape], axis=0)) for shape in skip_shapes]
+        # Every step's prediction is kept (write-once array); the context steps' are dropped.
+        predictions = tf.TensorArray("float32", size=steps, element_shape=[None, *shapes["frames"][2:]])
+
+        def step(t, frame, recurrent, skips, predictions):
+            step_noise = tf.where(
+                t >= n_past, tf.gather(noise, tf.maximum(t - n_past, 0), axis=1), tf.zeros_like(noise[:, 0])
+            )
+            pair = tf.gather(pairs, t - 1, axis=1)
+            prediction, recurrent, skips = _generation_step(
+                model, frame, pair, step_noise, t <= n_past, recurrent, skips
+            )
+            next_input = tf.where(
+                t < n_past, tf.gather(context, tf.minimum(t, n_past - 1), axis=1), prediction
+            )
+            return t + 1, next_input, recurrent, skips, predictions.write(t - 1, prediction)
+
+        initial = (tf.constant(1), context[:, 0], tuple(model.initial_state(batch)), skips, predictions)
+        *_, predictions = tf.while_loop(
+            lambda t, *_: t <= steps, step, initial, maximum_iterations=steps
+        )
+        frames = tf.transpose(predictions.stack(), (1, 0, 2, 3, 4))[:, n_past - 1 :]
+        return {PREDICTION_OUTPUT: frames}
 
     return predict
 
@@ -191,14 +248,11 @@ def step_function(model):
 
     @tf.function(input_signature=specs, autograph=False)
     def step(frame, conditions, noise, is_context, *state):
-        code, frame_skips = model.encoder(frame, training=False)
-        recurrent, carried_skips = state[:recurrent_count], state[recurrent_count:]
-        refresh = ops.reshape(is_context, (-1, 1, 1, 1))
-        skips = [
-            ops.where(refresh, new, old) for new, old in zip(frame_skips, carried_skips)
-        ]
         pair = ops.reshape(model.normalize_conditions(conditions), (-1, 2 * conditions.shape[-1]))
-        next_frame, recurrent = model.predict_next(code, skips, pair, noise, tuple(recurrent))
+        next_frame, recurrent, skips = _generation_step(
+            model, frame, pair, noise, ops.reshape(is_context, (-1, 1, 1, 1)),
+            state[:recurrent_count], state[recurrent_count:],
+        )
         values = [next_frame, *recurrent, *skips]
         return {name: tf.identity(v) for name, v in zip(output_shapes, values)}
 
