@@ -257,3 +257,40 @@ def test_no_random_op_in_the_onnx_graphs(exported):
         graph = onnx.load(str(out_dir / file_name)).graph
         random_ops = {node.op_type for node in graph.node if node.op_type.startswith("Random")}
         assert not random_ops, (file_name, random_ops)
+
+
+def count_ops(graph, op_types):
+    """Nodes of the given types in an ONNX graph, its Loop/If bodies included."""
+    count = 0
+    for node in graph.node:
+        count += node.op_type in op_types
+        for attribute in node.attribute:
+            subgraphs = [attribute.g] if attribute.HasField("g") else list(attribute.graphs)
+            count += sum(count_ops(subgraph, op_types) for subgraph in subgraphs)
+    return count
+
+
+def test_whole_prediction_onnx_holds_one_step_in_a_loop(exported):
+    """model.onnx loops over one copy of the encoder and decoder (as many convolutions as
+    step.onnx), which is what keeps the full-size conversion within memory."""
+    import onnx
+
+    _, out_dir = exported
+    whole = onnx.load(str(out_dir / "model.onnx")).graph
+    step = onnx.load(str(out_dir / "step.onnx")).graph
+    convolutions = {"Conv", "ConvTranspose"}
+    assert count_ops(whole, {"Loop"}) >= 1
+    assert count_ops(step, convolutions) > 0
+    assert count_ops(whole, convolutions) == count_ops(step, convolutions)
+
+
+@pytest.mark.parametrize("n_past", [1, 3])
+def test_prediction_function_matches_keras_for_other_context_lengths(n_past):
+    """The loop's context/prediction bookkeeping against the Keras model's Python rollout."""
+    config = dataclasses.replace(get_preset("tiny").model, n_past=n_past)
+    model = SVG(config, condition_mean=CONDITION_MEAN, condition_std=CONDITION_STD, seed=0)
+    randomize_weights(model, seed=n_past)
+    inputs = random_inputs(config, 3, seed=40 + n_past)
+    frames = export.prediction_function(model)(**inputs)["frames"].numpy()
+    assert frames.shape == (3, config.n_future, 64, 64, 3)
+    np.testing.assert_allclose(frames, keras_prediction(model, inputs), atol=1e-4, rtol=0)
