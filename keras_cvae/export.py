@@ -193,8 +193,9 @@ def prediction_function(model):
 
     The same computation as calling the model (see `SVG.call`), but every step, context
     steps included, runs in one symbolic while loop, so the graph holds the weights once.
-    tf2onnx needs that for the full-size model: converting the Python-unrolled rollout
-    (11 copies of the encoder and decoder) took over 17 GB of memory, the loop about 5 GB.
+    tf2onnx needs that for the full-size (svg) model: converting the Python-unrolled
+    rollout (a copy of the encoder and decoder per step) took over 17 GB of memory; the
+    whole svg export with the loop peaks at 8-9 GB (benchmarks/results/export_svg.json).
     """
     import tensorflow as tf
 
