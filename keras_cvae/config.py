@@ -103,6 +103,7 @@ class TrainConfig:
         tfr_decay_step: Amount subtracted from the ratio per epoch once it decays.
         tfr_floor: Lowest teacher-forcing ratio.
         jit_compile: Compile the train and test steps with XLA.
+        run_eagerly: Run the steps eagerly, without tf.function (debugging, quick tests).
         mixed_precision: Use the "mixed_float16" policy (GPUs).
         seed: Seed of weights, data order and the random draws inside the steps.
         checkpoints_to_keep: Newest checkpoints kept in the run folder.
@@ -123,6 +124,7 @@ class TrainConfig:
     tfr_decay_step: float = 0.1
     tfr_floor: float = 0.0
     jit_compile: bool = True
+    run_eagerly: bool = False
     mixed_precision: bool = False
     seed: int = 1
     checkpoints_to_keep: int = 3
@@ -177,8 +179,8 @@ def presets() -> dict:
         "small": Preset(
             ModelConfig(g_dim=64, z_dim=16, rnn_size=128, width=0.125),
             TrainConfig(
-                epochs=6,
-                steps_per_epoch=100,
+                epochs=4,
+                steps_per_epoch=75,
                 validation_steps=2,
                 batch_size=16,
                 learning_rate=2e-3,

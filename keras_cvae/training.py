@@ -131,7 +131,8 @@ def compile_model(model: SVG, train_config: TrainConfig):
         kl_annealing=kl_annealing,
         teacher_forcing=teacher_forcing,
         beta=train_config.beta,
-        jit_compile=train_config.jit_compile,
+        jit_compile=train_config.jit_compile and not train_config.run_eagerly,
+        run_eagerly=train_config.run_eagerly,
     )
     model.optimizer.build(model.trainable_variables)
 
@@ -163,13 +164,15 @@ def train(job: TrainingJob) -> TrainingResult:
                                      training=False).take(train_config.validation_steps).cache()
     sample_batch = {k: v.numpy() for k, v in next(iter(val_data)).items()}
     title = f"{run.path.name}: {info['preset']} preset, KL {train_config.kl}"
+    # Logs first and the checkpoint after them: an epoch counts as done once its
+    # checkpoint exists, and by then its CSV row is written.
     callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(run.path / "log.csv"), append=initial_epoch > 0),
+        keras.callbacks.TensorBoard(str(run.path / "tensorboard"), write_graph=False),
         RunCheckpoint(run, info, history, keep=train_config.checkpoints_to_keep),
         CurvePlotter(run.path / "curves.png", history, title),
         SampleGif(run.samples_dir, sample_batch, config.n_past, config.z_dim, train_config.seed),
-        keras.callbacks.CSVLogger(str(run.path / "log.csv"), append=initial_epoch > 0),
-        keras.callbacks.TensorBoard(str(run.path / "tensorboard"), write_graph=False),
-        keras.callbacks.TerminateOnNaN(),
     ]
     model.fit(
         train_data,

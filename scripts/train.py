@@ -60,6 +60,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=None, help=preset_default("seed"))
     parser.add_argument("--no-xla", dest="jit_compile", action="store_false", default=None,
                         help="run the steps without XLA (default: XLA on)")
+    parser.add_argument("--run-eagerly", action="store_true", default=None,
+                        help="run the steps eagerly, without tf.function (debugging; default: off)")
     parser.add_argument("--mixed-precision", action="store_true", default=None,
                         help="mixed_float16 compute (for GPUs; default: off)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
@@ -83,7 +85,8 @@ def main(argv=None):
         learning_rate=args.lr, beta=args.beta, kl=args.kl, kl_cycles=args.kl_cycles,
         kl_ratio=args.kl_ratio, tfr=args.tfr, tfr_start_decay_epoch=args.tfr_start_decay_epoch,
         tfr_decay_step=args.tfr_decay_step, tfr_floor=args.tfr_floor, seed=args.seed,
-        jit_compile=args.jit_compile, mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile, run_eagerly=args.run_eagerly,
+        mixed_precision=args.mixed_precision,
     )
     job = TrainingJob(model=model_config, train=train_config, data=args.data, out=args.out,
                       resume=args.resume, preset=args.preset,

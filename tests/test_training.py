@@ -17,8 +17,10 @@ STEPS = 2
 
 def tiny_job(data, **changes):
     preset = get_preset("tiny")
+    # Eager: tracing the two training branches costs about a minute on this CPU, and the
+    # compiled path is covered by test_model's fit test.
     train = dataclasses.replace(preset.train, epochs=2, steps_per_epoch=STEPS, validation_steps=1,
-                                jit_compile=False, kl="cyclical", kl_cycles=1, kl_ratio=0.5,
+                                jit_compile=False, run_eagerly=True, kl="cyclical", kl_cycles=1, kl_ratio=0.5,
                                 tfr=1.0, tfr_start_decay_epoch=1, tfr_decay_step=0.5, tfr_floor=0.0)
     return training.TrainingJob(model=preset.model, train=train, data=str(data), preset="tiny",
                                 verbose=0, **changes)
