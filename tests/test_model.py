@@ -11,6 +11,7 @@ from keras import ops
 from keras_cvae.config import get_preset
 from keras_cvae.model import SVG
 from keras_cvae.schedules import KLAnnealing, TeacherForcing
+from model_weights import randomize_weights
 
 TINY = get_preset("tiny").model
 
@@ -60,22 +61,9 @@ def test_generation_shape_and_range(horizon):
     assert out.min() >= 0.0 and out.max() <= 1.0
 
 
-def amplify_weights(model):
-    """Redraws every kernel with variance-preserving scale (std 1/sqrt(fan-in)).
-
-    At the reference's N(0, 0.02) init an untrained net in inference mode is numerically
-    constant, which would make comparisons of its outputs empty.
-    """
-    rng = np.random.default_rng(0)
-    for variable in model.trainable_variables:
-        if "kernel" in variable.path:
-            fan_in = int(np.prod(variable.shape[:-1]))
-            variable.assign(rng.normal(size=variable.shape).astype("float32") / np.sqrt(fan_in))
-
-
 def test_noise_changes_learned_prior_samples_but_zero_noise_is_deterministic():
     model = SVG(TINY, seed=0)
-    amplify_weights(model)
+    randomize_weights(model, seed=0)
     frames, conditions = make_batch()
     zeros = np.zeros((3, TINY.n_future, TINY.z_dim), "float32")
     np.testing.assert_array_equal(generate(model, frames, conditions, zeros),

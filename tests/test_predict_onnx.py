@@ -16,6 +16,7 @@ from keras_cvae import export
 from keras_cvae.config import get_preset
 from keras_cvae.model import SVG
 from keras_cvae.run_folder import RunFolder
+from model_weights import randomize_weights
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "predict_onnx.py"
 CONDITION_MEAN = [0.5, -0.2, 0.1, 0.0, 1.0, 2.0, -1.0]
@@ -46,20 +47,6 @@ GUARD = textwrap.dedent(f"""
     sys.argv = sys.argv[1:]
     runpy.run_path(sys.argv[0], run_name="__main__")
 """)
-
-
-def randomize_weights(model, seed):
-    """Larger random weights than the N(0, 0.02) init, so that outputs vary by far more
-    than the parity tolerance and the noise visibly changes the prediction."""
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        shape = tuple(weight.shape)
-        if "kernel" in weight.path:
-            # A transposed convolution's kernel is (h, w, out, in).
-            fan_in = np.prod(shape[:-2]) * shape[-1] if "transpose" in weight.path else np.prod(shape[:-1])
-            weight.assign(rng.normal(0.0, 1.5 / np.sqrt(fan_in), shape).astype("float32"))
-        elif "bias" in weight.path or "beta" in weight.path:
-            weight.assign(rng.normal(0.0, 0.1, shape).astype("float32"))
 
 
 @pytest.fixture(scope="module")
