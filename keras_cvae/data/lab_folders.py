@@ -5,6 +5,7 @@ The lab layout holds one camera (the model camera, `image_aux1`). PNG is lossles
 CSV floats are written with `repr` of the float32 value, so both directions are exact.
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -196,17 +197,22 @@ def read_window_tf(seq_dir, start, length: int):
     return frames, conditions[start : start + length]
 
 
-def _staging_dir(dst: Path) -> Path:
+@contextlib.contextmanager
+def _staged(dst: Path):
+    """Yields a temporary sibling of `dst` to fill; renames it onto `dst` if the block ends
+    without an error and removes it either way, so `dst` is never half-written."""
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise DataError(f"{dst}: destination exists and is not empty")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
-
-
-def _publish(tmp: Path, dst: Path):
-    if dst.exists():
-        dst.rmdir()  # empty, checked by _staging_dir
-    os.replace(tmp, dst)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
+    try:
+        yield tmp
+        if dst.exists():
+            dst.rmdir()  # empty, checked above
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def tfrecord_to_lab(src, dst, *, progress: bool = False) -> Path:
@@ -234,17 +240,12 @@ def tfrecord_to_lab(src, dst, *, progress: bool = False) -> Path:
                 raise
             continue
         jobs += [(lab_split, f) for f in files]
-    tmp = _staging_dir(dst)
-    try:
+    with _staged(dst) as tmp:
         for lab_split, path in jobs:
             for k, sequence in enumerate(bair.read_sequences(path)):
                 write_sequence(tmp / lab_split / path.name[: -len(bair.FILE_SUFFIX)] / str(k), sequence)
             if progress:
                 print(f"converted {path}")
-        _publish(tmp, dst)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dst
 
 
@@ -287,8 +288,7 @@ def lab_to_tfrecord(src, dst, *, progress: bool = False) -> Path:
             name = t.name + bair.FILE_SUFFIX if named else bair.file_name(start, start + len(seqs) - 1)
             plan.append((split, name, seqs))
             start += len(seqs)
-    tmp = _staging_dir(dst)
-    try:
+    with _staged(dst) as tmp:
         for split, name, seqs in plan:
 
             def sequences():
@@ -300,10 +300,6 @@ def lab_to_tfrecord(src, dst, *, progress: bool = False) -> Path:
             bair.write_sequences(tmp / split / name, sequences())
             if progress:
                 print(f"wrote {split}/{name} ({len(seqs)} sequences)")
-        _publish(tmp, dst)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dst
 
 
