@@ -19,6 +19,7 @@ batch size, on the other sequences or on `max_sequences`.
 """
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from keras_cvae import metrics
+from keras_cvae import backends, metrics
 from keras_cvae.data.bair_tfrecord import SEQUENCE_LENGTH
 from keras_cvae.run_folder import RunFolder, atomic_save, atomic_write_text, latest_run
 
@@ -201,61 +202,32 @@ def copy_last_frame(context, horizon):
 def make_rollout(model, jit_compile=False):
     """Compiled generation: (context, conditions, noise) -> predicted frames.
 
-    The same computation as calling the model (see `SVG.call`), but the predicted steps
-    run in a symbolic while loop instead of a Python loop: the graph holds the encoder
-    and decoder once, so tracing and XLA compilation take the same time for a horizon
-    of 28 as for 10. The signature has no future frames, so the predictions cannot
-    depend on them.
+    The model's own rollout (`SVG.call`: one symbolic loop over `SVG.step`), compiled
+    for the backend: the graph holds the encoder and decoder once, so tracing and
+    compilation take the same time for a horizon of 28 as for 10. The signature has no
+    future frames, so the predictions cannot depend on them.
 
     Args:
         model: An `SVG` model.
-        jit_compile: Compile with XLA.
+        jit_compile: Compile with XLA (TensorFlow; JAX always does).
 
     Returns:
         A function of context [B, n_past, 64, 64, 3], conditions [B, n_past + H, D] and
         noise [B, H, z_dim] returning [B, H, 64, 64, 3] float32 in [0, 1].
     """
-    import tensorflow as tf
 
     def rollout(context, conditions, noise):
-        context = tf.cast(context, "float32")
-        noise = tf.cast(noise, "float32")
-        n_past, horizon = context.shape[1], noise.shape[1]
-        pairs = model.condition_pairs(model.normalize_conditions(conditions))
-        state = model.initial_state(tf.shape(context)[0])
-        # Context steps: their predictions are discarded and their latents are the prior
-        # mean (noise 0); the skips of the last context frame serve every prediction.
-        for t in range(1, n_past):
-            code, skips = model.encoder(context[:, t - 1], training=False)
-            _, state = model.predict_next(code, skips, pairs[:, t - 1], tf.zeros_like(noise[:, 0]), state)
-        code, skips = model.encoder(context[:, n_past - 1], training=False)
-        first, state = model.predict_next(code, skips, pairs[:, n_past - 1], noise[:, 0], state)
-        predictions = tf.TensorArray("float32", size=horizon, element_shape=first.shape).write(0, first)
+        return model({"context": context, "conditions": conditions, "noise": noise}, training=False)
 
-        def step(i, frame, state, predictions):
-            code, _ = model.encoder(frame, training=False)
-            pair = tf.gather(pairs, n_past - 1 + i, axis=1)
-            frame, state = model.predict_next(code, skips, pair, tf.gather(noise, i, axis=1), state)
-            return i + 1, tf.cast(frame, "float32"), state, predictions.write(i, frame)
-
-        _, _, _, predictions = tf.while_loop(
-            lambda i, *_: i < horizon,
-            step,
-            (tf.constant(1), tf.cast(first, "float32"), tuple(state), predictions),
-            maximum_iterations=horizon - 1,
-        )
-        return tf.transpose(predictions.stack(), (1, 0, 2, 3, 4))
-
-    return tf.function(rollout, jit_compile=jit_compile, reduce_retracing=True, autograph=False)
+    return backends.compiled(rollout, model, jit_compile)
 
 
 def make_scorer(jit_compile=False):
     """Compiled per-frame scores: (predictions, targets) -> {metric: [..., H]}.
 
     Args:
-        jit_compile: Compile with XLA.
+        jit_compile: Compile with XLA (TensorFlow; JAX always does).
     """
-    import tensorflow as tf
 
     def score(predictions, targets):
         return {
@@ -264,7 +236,7 @@ def make_scorer(jit_compile=False):
             "ssim": metrics.ssim(predictions, targets),
         }
 
-    return tf.function(score, jit_compile=jit_compile, reduce_retracing=True, autograph=False)
+    return backends.compiled(score, None, jit_compile)
 
 
 def _padded(array, size):
@@ -390,7 +362,14 @@ def evaluate_model(
 
 
 def _checked_batches(dataset):
-    """Iterates `dataset`, turning the pipeline's in-graph record checks into DataError."""
+    """Iterates `dataset`, turning the tf.data pipeline's in-graph record checks into DataError.
+
+    The NumPy pipeline raises DataError itself; without TensorFlow there is nothing to
+    translate.
+    """
+    if "tensorflow" not in sys.modules:
+        yield from dataset
+        return
     import tensorflow as tf
 
     from keras_cvae.data import DataError

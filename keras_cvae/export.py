@@ -115,8 +115,6 @@ def state_shapes(model):
     Args:
         model: The `SVG` model.
     """
-    from keras import ops
-
     config = model.config
     shapes = {}
     for layer_index in range(config.predictor_layers):
@@ -126,11 +124,10 @@ def state_shapes(model):
         for layer_index in range(config.prior_layers):
             shapes[f"prior_h{layer_index}"] = [None, config.rnn_size]
             shapes[f"prior_c{layer_index}"] = [None, config.rnn_size]
-    frame = ops.zeros((1, config.image_size, config.image_size, config.channels))
-    _, skips = model.encoder(frame)
-    for skip in skips:
-        shapes[f"skip{skip.shape[1]}"] = [None, *skip.shape[1:]]
-    if len(model.initial_state(1)) != len(shapes) - len(skips):
+    skip_shapes = model.encoder.skip_shapes(config.image_size)
+    for shape in skip_shapes:
+        shapes[f"skip{shape[0]}"] = [None, *shape]
+    if len(model.initial_state(1)["recurrent"]) != len(shapes) - len(skip_shapes):
         raise ExportError("the model's recurrent state does not match its config")
     return shapes
 
@@ -164,98 +161,47 @@ def _specs(shapes, dtypes=None):
     ]
 
 
-def _generation_step(model, frame, pair, noise, is_context, recurrent, carried_skips):
-    """One step of the rollout, shared by the whole prediction and step.onnx.
-
-    Args:
-        model: The `SVG` model.
-        frame: The latest frame [B, 64, 64, 3].
-        pair: Normalised (c_t-1, c_t) [B, 2 * condition_dim].
-        noise: Noise of z_t [B, z_dim].
-        is_context: Bool, broadcastable to the skips: where true the skips of `frame`
-            replace the carried ones.
-        recurrent: The model's recurrent state (tuple).
-        carried_skips: The encoder skips of the last context frame so far.
-
-    Returns:
-        (next frame, new recurrent state, skips).
-    """
-    from keras import ops
-
-    code, frame_skips = model.encoder(frame, training=False)
-    skips = [ops.where(is_context, new, old) for new, old in zip(frame_skips, carried_skips)]
-    next_frame, recurrent = model.predict_next(code, skips, pair, noise, tuple(recurrent))
-    return ops.cast(next_frame, "float32"), tuple(recurrent), skips
-
-
 def prediction_function(model):
     """The whole prediction as a tf.function with a named signature, returning {"frames"}.
 
-    The same computation as calling the model (see `SVG.call`), but every step, context
-    steps included, runs in one symbolic while loop, so the graph holds the weights once.
-    tf2onnx needs that for the full-size (svg) model: converting the Python-unrolled
-    rollout (a copy of the encoder and decoder per step) took over 17 GB of memory; the
-    whole svg export with the loop peaks at 8-9 GB (benchmarks/results/export_svg.json).
+    It calls the model, whose rollout is one symbolic loop over `SVG.step`: the graph
+    holds the weights once, which tf2onnx needs for the full-size (svg) model (converting
+    a Python-unrolled rollout, a copy of the encoder and decoder per step, took over 17 GB
+    of memory; with the loop the whole svg export peaks at 8-9 GB,
+    benchmarks/results/export_svg.json).
     """
     import tensorflow as tf
 
-    config = model.config
-    shapes = prediction_shapes(config)
+    shapes = prediction_shapes(model.config)
     specs = _specs({name: shapes[name] for name in PREDICTION_INPUTS})
-    skip_shapes = [shape[1:] for name, shape in state_shapes(model).items() if name.startswith("skip")]
-    n_past, horizon = config.n_past, config.n_future
-    steps = n_past + horizon - 1
 
     @tf.function(input_signature=specs, autograph=False)
     def predict(context, conditions, noise):
-        batch = tf.shape(context)[0]
-        pairs = model.condition_pairs(model.normalize_conditions(conditions))
-        skips = [tf.zeros(tf.concat([[batch], shape], axis=0)) for shape in skip_shapes]
-        # Every step's prediction is kept (write-once array); the context steps' are dropped.
-        predictions = tf.TensorArray("float32", size=steps, element_shape=[None, *shapes["frames"][2:]])
-
-        def step(t, frame, recurrent, skips, predictions):
-            step_noise = tf.where(
-                t >= n_past, tf.gather(noise, tf.maximum(t - n_past, 0), axis=1), tf.zeros_like(noise[:, 0])
-            )
-            pair = tf.gather(pairs, t - 1, axis=1)
-            prediction, recurrent, skips = _generation_step(
-                model, frame, pair, step_noise, t <= n_past, recurrent, skips
-            )
-            next_input = tf.where(
-                t < n_past, tf.gather(context, tf.minimum(t, n_past - 1), axis=1), prediction
-            )
-            return t + 1, next_input, recurrent, skips, predictions.write(t - 1, prediction)
-
-        initial = (tf.constant(1), context[:, 0], tuple(model.initial_state(batch)), skips, predictions)
-        *_, predictions = tf.while_loop(
-            lambda t, *_: t <= steps, step, initial, maximum_iterations=steps
-        )
-        frames = tf.transpose(predictions.stack(), (1, 0, 2, 3, 4))[:, n_past - 1 :]
-        return {PREDICTION_OUTPUT: frames}
+        inputs = {"context": context, "conditions": conditions, "noise": noise}
+        return {PREDICTION_OUTPUT: model(inputs, training=False)}
 
     return predict
 
 
 def step_function(model):
-    """One generation step as a tf.function; see the module docstring for the protocol."""
+    """`SVG.step` as a tf.function; see the module docstring for the protocol."""
     import tensorflow as tf
     from keras import ops
 
     input_shapes, output_shapes = step_shapes(model)
     state_names = [name for name in input_shapes if name.startswith("state_")]
-    recurrent_count = len(model.initial_state(1))
+    recurrent_count = len(model.initial_state(1)["recurrent"])
     specs = _specs(input_shapes, {"is_context": tf.bool})
 
     @tf.function(input_signature=specs, autograph=False)
     def step(frame, conditions, noise, is_context, *state):
         pair = ops.reshape(model.normalize_conditions(conditions), (-1, 2 * conditions.shape[-1]))
-        next_frame, recurrent, skips = _generation_step(
-            model, frame, pair, noise, ops.reshape(is_context, (-1, 1, 1, 1)),
-            state[:recurrent_count], state[recurrent_count:],
+        carried = {"recurrent": tuple(state[:recurrent_count]), "skips": list(state[recurrent_count:])}
+        next_frame, _, carried = model.step(
+            frame, pair, noise, ops.reshape(is_context, (-1, 1, 1, 1)), carried
         )
-        values = [next_frame, *recurrent, *skips]
-        return {name: tf.identity(v) for name, v in zip(output_shapes, values)}
+        values = [next_frame, *carried["recurrent"], *carried["skips"]]
+        return {name: tf.identity(ops.cast(v, "float32")) for name, v in zip(output_shapes, values)}
 
     if len(state_names) != len(specs) - 4:
         raise ExportError("step signature and state do not match")

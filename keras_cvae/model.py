@@ -15,10 +15,9 @@ frame t and the end-effector position seen in frame t, whichever convention the 
 """
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-from keras_cvae import metrics
+from keras_cvae import backends, metrics
 from keras_cvae.config import ModelConfig
 from keras_cvae.distributions import gaussian_kl, reparameterize
 from keras_cvae.layers.recurrent import FramePredictor, GaussianLSTM
@@ -161,75 +160,159 @@ class SVG(keras.Model):
         return ops.concatenate([conditions[:, :-1], conditions[:, 1:]], axis=-1)
 
     def initial_state(self, batch_size):
-        """Zero recurrent state of generation: predictor state, then prior state if learned."""
-        state = self.predictor.initial_state(batch_size)
-        if self.prior is not None:
-            state = state + self.prior.initial_state(batch_size)
-        return state
+        """Zero state of a rollout: {"recurrent": LSTM states, "skips": encoder skips}.
 
-    def prior_latent(self, code, condition_pair, noise, prior_state, training=False):
-        """z_t from p(z_t | x_1..t-1): N(0, I) or the learned prior fed h_t-1.
-
-        Returns:
-            (z [B, z_dim], mean, log variance, new prior state).
-        """
-        if self.prior is None:
-            zeros = ops.zeros_like(noise)
-            return noise, zeros, zeros, prior_state
-        mean, log_variance, prior_state = self.prior(
-            self._join(code, condition_pair), prior_state, training=training
-        )
-        return reparameterize(mean, log_variance, noise), mean, log_variance, prior_state
-
-    def predict_next(self, code, skips, condition_pair, noise, state, training=False):
-        """One generation step: from h_t-1 (and skips) to x^_t, with z_t from the prior.
+        "recurrent" is the predictor's (h, c) per layer, then the learned prior's; "skips"
+        will hold the encoder skips of the latest context frame.
 
         Args:
-            code: h_t-1, the code of the latest frame [B, g_dim].
-            skips: Encoder skips of the last context frame.
+            batch_size: Rows of the batch (an int or a scalar tensor).
+        """
+        recurrent = self.predictor.initial_state(batch_size)
+        if self.prior is not None:
+            recurrent = recurrent + self.prior.initial_state(batch_size)
+        skips = [
+            ops.zeros((batch_size, *shape), dtype=self.encoder.compute_dtype)
+            for shape in self.encoder.skip_shapes(self.config.image_size)
+        ]
+        return {"recurrent": recurrent, "skips": skips}
+
+    # ------------------------------------------------------------------ one step
+    def recurrent_step(self, code, condition_pair, latent_input, recurrent, latent_source, training):
+        """The recurrent core of a step: z_t, then the predicted code g_t, from h_t-1.
+
+        Args:
+            code: h_t-1, the code of the frame fed to this step [B, g_dim].
             condition_pair: (c_t-1, c_t) normalised, [B, 2 * condition_dim].
-            noise: Standard-normal noise [B, z_dim] for z_t.
-            state: Recurrent state from `initial_state` or the previous step.
+            latent_input: [B, z_dim]: standard-normal noise when `latent_source` is "prior"
+                (z_t = prior mean + sigma * noise; N(0, I) gives z_t = noise), or z_t itself
+                when it is "given" (the posterior's sample in training).
+            recurrent: The "recurrent" part of the state.
+            latent_source: "prior" or "given" (a Python string: two traces, no branch).
             training: BatchNorm mode.
 
         Returns:
-            (frame [B, 64, 64, C], new state).
+            (g_t [B, g_dim], (prior mean, prior log variance) float32 [B, z_dim], new
+            recurrent state). The fixed prior's mean and log variance are zeros.
         """
-        layers = self.config.predictor_layers * 2
-        predictor_state, prior_state = state[:layers], state[layers:]
-        z, _, _, prior_state = self.prior_latent(
-            code, condition_pair, noise, prior_state, training=training
-        )
+        layers = 2 * self.config.predictor_layers
+        predictor_state, prior_state = recurrent[:layers], recurrent[layers:]
+        latent_input = ops.cast(latent_input, "float32")
+        if self.prior is None:
+            mean = log_variance = ops.zeros_like(latent_input)
+        else:
+            mean, log_variance, prior_state = self.prior(
+                self._join(code, condition_pair), prior_state, training=training
+            )
+        if latent_source == "given":
+            z = latent_input
+        else:
+            z = reparameterize(mean, log_variance, latent_input)
         g, predictor_state = self.predictor(
             self._join(code, z, condition_pair), predictor_state, training=training
         )
-        frame = self.decoder(g, skips, training=training)
-        return frame, predictor_state + prior_state
+        return g, (mean, log_variance), predictor_state + prior_state
+
+    def step(self, frame, condition_pair, latent_input, is_context, state,
+             latent_source="prior", training=False):
+        """Predicts frame t from frame t-1: the one step every rollout and export runs.
+
+        Encode x_t-1 into h_t-1 (and skips); keep the skips if x_t-1 is a context frame
+        (decoding always uses those of the latest context frame); draw z_t; run the
+        predictor LSTM; decode g_t into x^_t.
+
+        Args:
+            frame: x_t-1, the frame fed to this step [B, 64, 64, C] in [0, 1].
+            condition_pair: (c_t-1, c_t) normalised, [B, 2 * condition_dim].
+            latent_input: Noise or z_t, [B, z_dim]; see `recurrent_step`.
+            is_context: Bool tensor broadcastable to [B, 1, 1, 1]: x_t-1 is a context frame.
+            state: {"recurrent", "skips"} from `initial_state` or the previous step.
+            latent_source: "prior" or "given"; see `recurrent_step`.
+            training: BatchNorm mode.
+
+        Returns:
+            (x^_t float32 [B, 64, 64, C], (prior mean, prior log variance), new state).
+        """
+        code, frame_skips = self.encoder(frame, training=training)
+        skips = [
+            ops.where(is_context, new, old) for new, old in zip(frame_skips, state["skips"])
+        ]
+        g, prior, recurrent = self.recurrent_step(
+            code, condition_pair, latent_input, state["recurrent"], latent_source, training
+        )
+        prediction = ops.cast(self.decoder(g, skips, training=training), "float32")
+        return prediction, prior, {"recurrent": recurrent, "skips": skips}
+
+    def rollout(self, truth, condition_pairs, latent_inputs, n_context,
+                latent_source="prior", training=False):
+        """Runs `step` for t = 1..steps in one symbolic loop, feeding back predictions.
+
+        Step t is fed the ground-truth x_t-1 while t <= n_context, afterwards its own
+        previous prediction.
+
+        Args:
+            truth: Ground-truth frames [B, >= n_context, 64, 64, C]; frames past
+                `n_context` are never fed.
+            condition_pairs: [B, steps, 2 * condition_dim], normalised.
+            latent_inputs: [B, steps, z_dim]; see `recurrent_step`.
+            n_context: Number of ground-truth frames fed (a Python int >= 1).
+            latent_source: "prior" or "given".
+            training: BatchNorm mode.
+
+        Returns:
+            (predictions x^_1..x^_steps float32 [B, steps, 64, 64, C],
+            (prior means, prior log variances) [B, steps, z_dim]).
+        """
+        steps = condition_pairs.shape[1]
+        batch = ops.shape(condition_pairs)[0]
+        truth = ops.cast(truth[:, : min(n_context, steps)], "float32")
+        if truth.shape[1] < steps:  # padding only: these frames are never selected
+            padding = ops.zeros((batch, steps - truth.shape[1], *truth.shape[2:]), "float32")
+            truth = ops.concatenate([truth, padding], axis=1)
+        time_major = lambda x: ops.moveaxis(x, 1, 0)  # noqa: E731
+        xs = {
+            "truth": time_major(truth),
+            "pair": time_major(condition_pairs),
+            "latent": time_major(ops.cast(latent_inputs, "float32")),
+            "is_context": ops.convert_to_tensor([t <= n_context for t in range(1, steps + 1)]),
+        }
+        z_zeros = ops.zeros((batch, self.config.z_dim), "float32")
+        init = {
+            "frame": ops.zeros_like(xs["truth"][0]),
+            "prior": (z_zeros, z_zeros),
+            "state": self.initial_state(batch),
+        }
+
+        def body(carry, x):
+            frame = ops.where(x["is_context"], x["truth"], carry["frame"])
+            prediction, prior, state = self.step(
+                frame, x["pair"], x["latent"], x["is_context"], carry["state"],
+                latent_source, training,
+            )
+            return {"frame": prediction, "prior": prior, "state": state}
+
+        _, (frames, (means, log_variances)) = backends.scan(
+            body, init, xs, lambda carry: (carry["frame"], carry["prior"]), self
+        )
+        return time_major(frames), (time_major(means), time_major(log_variances))
 
     # ------------------------------------------------------------------ generation
     def call(self, inputs, training=False):
         """Generates `horizon` frames after the context, always feeding its own predictions.
 
-        Context frames are fed as they are; during them z_t is the prior's mean (noise 0)
-        and the predictions are discarded. The skips come from the last context frame.
-        The loop is a Python loop over static sizes: that keeps the graph exportable.
+        The context frames are fed first with z_t the prior's mean (noise 0) and their
+        predictions discarded; the skips come from the last context frame.
         """
-        context = ops.cast(inputs["context"], "float32")
+        context = inputs["context"]
         noise = ops.cast(inputs["noise"], "float32")
         n_past, horizon = context.shape[1], noise.shape[1]
         pairs = self.condition_pairs(self.normalize_conditions(inputs["conditions"]))
-        state = self.initial_state(ops.shape(context)[0])
-        frame, predictions = context[:, 0], []
-        for t in range(1, n_past + horizon):
-            code, frame_skips = self.encoder(frame, training=False)
-            if t <= n_past:
-                skips = frame_skips
-            step_noise = noise[:, t - n_past] if t >= n_past else ops.zeros_like(noise[:, 0])
-            prediction, state = self.predict_next(code, skips, pairs[:, t - 1], step_noise, state)
-            if t >= n_past:
-                predictions.append(prediction)
-            frame = context[:, t] if t < n_past else prediction
-        return ops.stack(predictions, axis=1)
+        context_noise = ops.zeros((ops.shape(noise)[0], n_past - 1, noise.shape[2]), "float32")
+        latent_inputs = ops.concatenate([context_noise, noise], axis=1)
+        frames, _ = self.rollout(
+            context, pairs[:, : n_past + horizon - 1], latent_inputs, n_past, "prior", training
+        )
+        return frames[:, n_past - 1 :]
 
     # ------------------------------------------------------------------ training
     def _encode_sequence(self, frames, training):
@@ -239,104 +322,72 @@ class SVG(keras.Model):
         unflat = lambda x: ops.reshape(x, (batch, steps, *x.shape[1:]))  # noqa: E731
         return unflat(codes), [unflat(s) for s in skips]
 
-    def _posterior_sequence(self, codes, pairs, training):
-        """q(z_t | x_1..t) for t = 1..T-1 from the ground-truth codes: (mean, log variance)."""
-        state = self.posterior.initial_state(ops.shape(codes)[0])
-        means, log_variances = [], []
-        for t in range(1, codes.shape[1]):
-            mean, log_variance, state = self.posterior(
-                self._join(codes[:, t], pairs[:, t - 1]), state, training=training
-            )
-            means.append(mean)
-            log_variances.append(log_variance)
-        return ops.stack(means, axis=1), ops.stack(log_variances, axis=1)
+    def posterior_sequence(self, codes, condition_pairs, training):
+        """q(z_t | x_1..t) for t = 1..T-1 from the codes of frames 1..T-1.
 
-    def _teacher_forced_rollout(self, codes, skips, pairs, latents):
-        """Rollout fed with ground-truth frames.
+        Args:
+            codes: h_1..h_T-1 [B, T-1, g_dim].
+            condition_pairs: [B, T-1, 2 * condition_dim], normalised.
+            training: BatchNorm mode (unused by the LSTMs, passed for uniformity).
+
+        Returns:
+            (mean, log variance) float32 [B, T-1, z_dim].
+        """
+        batch = ops.shape(codes)[0]
+        z_zeros = ops.zeros((batch, self.config.z_dim), "float32")
+
+        def body(carry, x):
+            mean, log_variance, state = self.posterior(
+                self._join(x["code"], x["pair"]), carry["state"], training=training
+            )
+            return {"q": (mean, log_variance), "state": state}
+
+        init = {"q": (z_zeros, z_zeros), "state": self.posterior.initial_state(batch)}
+        xs = {"code": ops.moveaxis(codes, 1, 0), "pair": ops.moveaxis(condition_pairs, 1, 0)}
+        _, (means, log_variances) = backends.scan(body, init, xs, lambda carry: carry["q"], self)
+        return ops.moveaxis(means, 0, 1), ops.moveaxis(log_variances, 0, 1)
+
+    def _teacher_forced_rollout(self, codes, skips, condition_pairs, latents, training=True):
+        """The rollout fed only ground-truth frames, with the encoder and decoder batched.
 
         Nothing in it waits for a predicted frame, so the encoder ran once on all frames
-        and the decoder runs once on all steps: only the small LSTMs are sequential.
+        and the decoder runs once on all steps: only `recurrent_step` (the small LSTMs)
+        loops. It computes what stepping `step` by hand does when every step is fed the
+        ground-truth frame, the skips still those of the last context frame (BatchNorm
+        statistics are over all steps at once in training mode).
         """
-        n_past, steps = self.config.n_past, codes.shape[1]
+        n_past, steps = self.config.n_past, condition_pairs.shape[1]
         batch = ops.shape(codes)[0]
-        state = self.initial_state(batch)
-        layers = self.config.predictor_layers * 2
-        outputs, prior_means, prior_log_variances = [], [], []
-        for t in range(1, steps):
-            predictor_state, prior_state = state[:layers], state[layers:]
-            _, mean, log_variance, prior_state = self.prior_latent(
-                codes[:, t - 1], pairs[:, t - 1], latents[:, t - 1], prior_state, training=True
+
+        def body(carry, x):
+            g, prior, recurrent = self.recurrent_step(
+                x["code"], x["pair"], x["latent"], carry["recurrent"], "given", training
             )
-            g, predictor_state = self.predictor(
-                self._join(codes[:, t - 1], latents[:, t - 1], pairs[:, t - 1]),
-                predictor_state,
-                training=True,
-            )
-            state = predictor_state + prior_state
-            outputs.append(g)
-            prior_means.append(mean)
-            prior_log_variances.append(log_variance)
+            return {"g": g, "prior": prior, "recurrent": recurrent}
+
+        z_zeros = ops.zeros((batch, self.config.z_dim), "float32")
+        init = {
+            "g": ops.zeros((batch, self.config.g_dim), self.predictor.compute_dtype),
+            "prior": (z_zeros, z_zeros),
+            "recurrent": self.initial_state(batch)["recurrent"],
+        }
+        xs = {
+            "code": ops.moveaxis(codes[:, :-1], 1, 0),
+            "pair": ops.moveaxis(condition_pairs, 1, 0),
+            "latent": ops.moveaxis(latents, 1, 0),
+        }
+        _, (g, (means, log_variances)) = backends.scan(
+            body, init, xs, lambda carry: (carry["g"], carry["prior"]), self
+        )
         # Step t decodes with the skips of frame min(t - 1, n_past - 1).
-        skip_frames = [min(t - 1, n_past - 1) for t in range(1, steps)]
+        skip_frames = [min(t - 1, n_past - 1) for t in range(1, steps + 1)]
         step_skips = [
             ops.reshape(ops.take(s, skip_frames, axis=1), (-1, *s.shape[2:])) for s in skips
         ]
-        g = ops.reshape(ops.stack(outputs, axis=1), (-1, self.config.g_dim))
-        frames = self.decoder(g, step_skips, training=True)
-        frames = ops.reshape(frames, (batch, steps - 1, *frames.shape[1:]))
-        return frames, ops.stack(prior_means, axis=1), ops.stack(prior_log_variances, axis=1)
-
-    def _free_running_rollout(self, frames, skips, pairs, latents):
-        """Rollout fed with the model's own predictions after the context.
-
-        A symbolic while loop (rather than a Python loop) puts the encoder and decoder in
-        the compiled graph once instead of once per step; that is what keeps the XLA
-        compile of the full-size step short. Raw tf: keras.ops.fori_loop sets no
-        maximum_iterations, which XLA needs to differentiate through the loop.
-        """
-        n_past, steps = self.config.n_past, frames.shape[1]
-        # A static batch size keeps every shape inside the loop static, which XLA needs to
-        # differentiate through it (training batches are static: drop_remainder=True).
-        batch = frames.shape[0] or ops.shape(frames)[0]
-        static_batch, z_dim = frames.shape[0], self.config.z_dim
-        arrays = [
-            tf.TensorArray(frames.dtype, size=steps - 1, element_shape=frames.shape[:1] + frames.shape[2:]),
-            tf.TensorArray("float32", size=steps - 1, element_shape=(static_batch, z_dim)),
-            tf.TensorArray("float32", size=steps - 1, element_shape=(static_batch, z_dim)),
-        ]
-
-        def body(t, previous_prediction, state, arrays):
-            use_truth = t - 1 < n_past
-            frame = tf.where(use_truth, tf.gather(frames, t - 1, axis=1), previous_prediction)
-            code, _ = self.encoder(frame, training=True)
-            skip_frame = tf.minimum(t - 1, n_past - 1)
-            step_skips = [tf.gather(s, skip_frame, axis=1) for s in skips]
-            layers = self.config.predictor_layers * 2
-            predictor_state, prior_state = state[:layers], state[layers:]
-            pair = tf.gather(pairs, t - 1, axis=1)
-            latent = tf.gather(latents, t - 1, axis=1)
-            _, mean, log_variance, prior_state = self.prior_latent(
-                code, pair, latent, prior_state, training=True
-            )
-            g, predictor_state = self.predictor(
-                self._join(code, latent, pair), predictor_state, training=True
-            )
-            prediction = self.decoder(g, step_skips, training=True)
-            arrays = [
-                arrays[0].write(t - 1, prediction),
-                arrays[1].write(t - 1, ops.cast(mean, "float32")),
-                arrays[2].write(t - 1, ops.cast(log_variance, "float32")),
-            ]
-            return t + 1, prediction, tuple(predictor_state + prior_state), arrays
-
-        _, _, _, arrays = tf.while_loop(
-            lambda t, *_: t < steps,
-            body,
-            (tf.constant(1), frames[:, 0], self.initial_state(batch), arrays),
-            maximum_iterations=steps - 1,
-        )
-        # TensorArrays stack time first.
-        return tuple(ops.transpose(a.stack(), (1, 0, *range(2, len(a.element_shape) + 1))) for a in arrays)
+        g = ops.reshape(ops.moveaxis(g, 0, 1), (-1, self.config.g_dim))
+        frames = ops.cast(self.decoder(g, step_skips, training=training), "float32")
+        frames = ops.reshape(frames, (batch, steps, *frames.shape[1:]))
+        return frames, (ops.moveaxis(means, 0, 1), ops.moveaxis(log_variances, 0, 1))
 
     def rollout_losses(self, frames, conditions, teacher_forced, training=True):
         """Training rollout over all frames: (predictions of frames 1..T-1, mse, kl).
@@ -351,62 +402,65 @@ class SVG(keras.Model):
         frames = ops.cast(frames, "float32")
         pairs = self.condition_pairs(self.normalize_conditions(conditions))
         codes, skips = self._encode_sequence(frames, training)
-        mean_q, log_variance_q = self._posterior_sequence(codes, pairs, training)
+        mean_q, log_variance_q = self.posterior_sequence(codes[:, 1:], pairs, training)
         noise = keras.random.normal(ops.shape(mean_q), seed=self.seed_generator)
         latents = reparameterize(mean_q, log_variance_q, noise)
         if teacher_forced:
-            rollout = self._teacher_forced_rollout(codes, skips, pairs, latents)
+            predictions, prior = self._teacher_forced_rollout(codes, skips, pairs, latents, training)
         else:
-            rollout = self._free_running_rollout(frames, skips, pairs, latents)
-        predictions, mean_p, log_variance_p = rollout
+            predictions, prior = self.rollout(
+                frames, pairs, latents, self.config.n_past, "given", training
+            )
         squared_error = ops.square(predictions - frames[:, 1:])
         mse = ops.sum(ops.mean(squared_error, axis=(0, 2, 3, 4)))
         if self.prior is None:
             kl_per_step = gaussian_kl(mean_q, log_variance_q)
         else:
-            kl_per_step = gaussian_kl(mean_q, log_variance_q, mean_p, log_variance_p)
+            kl_per_step = gaussian_kl(mean_q, log_variance_q, *prior)
         kl = ops.sum(ops.mean(kl_per_step, axis=0))
         return predictions, mse, kl
 
-    def _optimizer_step(self, frames, conditions, kl_weight, teacher_forced):
-        """Loss, gradients and update for one teacher-forcing mode: (loss, mse, kl, psnr)."""
-        with tf.GradientTape() as tape:
-            predictions, mse, kl = self.rollout_losses(frames, conditions, teacher_forced)
-            loss = mse + self.beta * kl_weight * kl
-            scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        first_future = self.config.n_past - 1
-        psnr = ops.mean(
-            metrics.psnr(predictions[:, first_future:], ops.cast(frames[:, first_future + 1 :], "float32"))
-        )
-        return loss, mse, kl, psnr
+    def training_schedule(self):
+        """(KL weight, teacher-forcing ratio, teacher-forcing coin) at the current step.
 
-    def train_step(self, data):
-        """One optimizer step; the teacher-forcing draw is one coin for the whole batch.
-
-        With probability tfr every step of every sequence in the batch is fed the
-        ground-truth previous frame, otherwise the model's own predictions after the
-        context (the course lab's convention). Each branch computes and applies its own
-        gradients, so nothing is differentiated through the conditional: XLA cannot
-        differentiate through tf.cond over stateful layers, and the teacher-forced branch
-        stays fully batched.
+        Read from `optimizer.iterations` inside the step, so a compiled step sees the
+        current step on both backends and a resumed run continues its schedules. The coin
+        is one draw for the whole batch: with probability tfr every step of every sequence
+        is fed the ground-truth previous frame (the course lab's convention).
         """
-        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        frames, conditions = inputs["frames"], inputs["conditions"]
         step = self.optimizer.iterations
-        kl_weight = self.kl_annealing(step)
         tfr = self.teacher_forcing(step)
         coin = keras.random.uniform((), seed=self.seed_generator)
-        loss, mse, kl, psnr = ops.cond(
-            coin < tfr,
-            lambda: self._optimizer_step(frames, conditions, kl_weight, True),
-            lambda: self._optimizer_step(frames, conditions, kl_weight, False),
-        )
-        values = {"loss": loss, "mse": mse, "kl": kl, "beta": kl_weight, "tfr": tfr, "psnr": psnr}
-        return self._track(values)
+        return self.kl_annealing(step), tfr, coin < tfr
 
-    def test_step(self, data):
+    def training_losses(self, data, teacher_forced, kl_weight):
+        """Loss and logged values of one training batch in one teacher-forcing mode.
+
+        Args:
+            data: The batch, {"frames", "conditions"} (optionally inside an (x, y) tuple).
+            teacher_forced: Python bool; see `rollout_losses`.
+            kl_weight: The annealing factor of the KL term at this step.
+
+        Returns:
+            {"loss", "mse", "kl", "psnr"} (PSNR of the predicted future frames).
+        """
+        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        frames = ops.cast(inputs["frames"], "float32")
+        predictions, mse, kl = self.rollout_losses(frames, inputs["conditions"], teacher_forced)
+        first_future = self.config.n_past - 1
+        psnr = ops.mean(metrics.psnr(predictions[:, first_future:], frames[:, first_future + 1 :]))
+        return {"loss": mse + self.beta * kl_weight * kl, "mse": mse, "kl": kl, "psnr": psnr}
+
+    def train_step(self, *args):
+        """One optimizer step; see `backends.train_step`.
+
+        Each teacher-forcing branch computes its own gradients, so nothing is
+        differentiated through the conditional and the teacher-forced branch stays fully
+        batched (encoder and decoder once over all frames).
+        """
+        return backends.train_step(self, *args)
+
+    def validation_logs(self, data):
         """Generation as at test time: tfr 0, latents from the prior, PSNR of the future."""
         inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         frames, conditions = inputs["frames"], inputs["conditions"]
@@ -424,9 +478,14 @@ class SVG(keras.Model):
             "psnr": ops.mean(metrics.psnr(predictions, future)),
             "copy_last_psnr": ops.mean(metrics.psnr(copy_last, future)),
         }
-        return self._track(values)
+        return self.track(values)
 
-    def _track(self, values):
+    def test_step(self, *args):
+        """One validation step; see `backends.test_step`."""
+        return backends.test_step(self, *args)
+
+    def track(self, values):
+        """Updates the loss trackers with `values` and returns their results."""
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: self.trackers[name].result() for name in values}

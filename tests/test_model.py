@@ -1,11 +1,13 @@
-"""The SVG model: shapes, gradients, teacher forcing, save/load, learning."""
+"""The SVG model: shapes, gradients, teacher forcing, save/load, learning.
+
+Backend-agnostic: the whole module also runs on JAX (see test_backends.py).
+"""
 
 import dataclasses
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from keras import ops
 
 from keras_cvae.config import get_preset
@@ -14,6 +16,7 @@ from keras_cvae.schedules import KLAnnealing, TeacherForcing
 from model_weights import randomize_weights
 
 TINY = get_preset("tiny").model
+pytestmark = pytest.mark.jax
 
 
 def make_batch(batch=3, steps=TINY.sequence_length, seed=0):
@@ -37,18 +40,52 @@ def test_reference_widths_and_skip_shapes():
     assert frame.shape == (2, 64, 64, 3)
 
 
-def test_parts_shapes():
+def test_step_shapes_and_state_structure():
     model = SVG(TINY, seed=0)
-    code, skips = model.encoder(np.zeros((2, 64, 64, 3), "float32"))
     state = model.initial_state(2)
-    assert len(state) == 2 * TINY.predictor_layers + 2 * TINY.prior_layers
+    assert len(state["recurrent"]) == 2 * TINY.predictor_layers + 2 * TINY.prior_layers
+    assert [tuple(s.shape[1:]) for s in state["skips"]] == model.encoder.skip_shapes(64)
+    frame = np.zeros((2, 64, 64, 3), "float32")
     pair = np.zeros((2, 14), "float32")
     noise = np.zeros((2, TINY.z_dim), "float32")
-    frame, new_state = model.predict_next(code, skips, pair, noise, state)
-    assert frame.shape == (2, 64, 64, 3)
-    assert [s.shape for s in new_state] == [s.shape for s in state]
-    mean, log_variance, _ = model.posterior(model._join(code, pair), model.posterior.initial_state(2))
+    prediction, (mean, log_variance), new_state = model.step(frame, pair, noise, True, state)
+    assert prediction.shape == (2, 64, 64, 3)
     assert mean.shape == log_variance.shape == (2, TINY.z_dim)
+    assert [s.shape for s in new_state["recurrent"]] == [s.shape for s in state["recurrent"]]
+    assert [s.shape for s in new_state["skips"]] == [s.shape for s in state["skips"]]
+
+
+def test_step_keeps_the_context_skips_after_the_context():
+    model = SVG(TINY, seed=0)
+    randomize_weights(model, seed=0)
+    frames = np.random.default_rng(0).random((2, 2, 64, 64, 3), dtype=np.float32)
+    pair = np.zeros((2, 14), "float32")
+    noise = np.zeros((2, TINY.z_dim), "float32")
+    _, _, context_state = model.step(frames[:, 0], pair, noise, True, model.initial_state(2))
+    _, _, later_state = model.step(frames[:, 1], pair, noise, False, context_state)
+    for kept, carried in zip(later_state["skips"], context_state["skips"]):
+        np.testing.assert_array_equal(ops.convert_to_numpy(kept), ops.convert_to_numpy(carried))
+    _, new_skips = model.encoder(frames[:, 0])
+    for skip, carried in zip(new_skips, context_state["skips"]):
+        np.testing.assert_array_equal(ops.convert_to_numpy(skip), ops.convert_to_numpy(carried))
+
+
+def test_call_equals_stepping_by_hand():
+    """`call` (one symbolic loop) computes what the documented step-by-step protocol does."""
+    model = SVG(TINY, seed=0)
+    randomize_weights(model, seed=3)
+    frames, conditions = make_batch(batch=2)
+    noise = np.random.default_rng(4).normal(size=(2, TINY.n_future, TINY.z_dim)).astype("float32")
+    pairs = ops.convert_to_numpy(model.condition_pairs(model.normalize_conditions(conditions)))
+    state, frame, stepped = model.initial_state(2), frames[:, 0], []
+    for t in range(1, TINY.sequence_length):
+        is_context = t <= TINY.n_past
+        step_noise = noise[:, t - TINY.n_past] if t >= TINY.n_past else np.zeros_like(noise[:, 0])
+        prediction, _, state = model.step(frame, pairs[:, t - 1], step_noise, is_context, state)
+        if t >= TINY.n_past:
+            stepped.append(ops.convert_to_numpy(prediction))
+        frame = frames[:, t] if t < TINY.n_past else prediction
+    np.testing.assert_allclose(generate(model, frames, conditions, noise), np.stack(stepped, 1), atol=1e-5)
 
 
 @pytest.mark.parametrize("horizon", [TINY.n_future, 6])
@@ -73,30 +110,37 @@ def test_noise_changes_learned_prior_samples_but_zero_noise_is_deterministic():
     assert np.abs(generate(model, frames, conditions, noisy) - generate(model, frames, conditions, zeros)).max() > 1e-5
 
 
+def _compiled(model, ratio, learning_rate=1e-3, **kwargs):
+    model.compile(keras.optimizers.Adam(learning_rate),
+                  teacher_forcing=TeacherForcing(ratio=ratio, decay_step=0.0), **kwargs)
+    return model
+
+
 @pytest.mark.parametrize("prior", ["learned", "fixed"])
 @pytest.mark.parametrize("teacher_forced", [True, False])
-def test_gradients_reach_every_sub_network(prior, teacher_forced):
-    model = SVG(dataclasses.replace(TINY, prior=prior), seed=0)
+def test_a_train_step_updates_every_sub_network(prior, teacher_forced):
+    """Adam moves every weight whose gradient is well above its epsilon by about the
+    learning rate (beta 1 so that the KL gradients reaching the posterior and prior are)."""
+    model = _compiled(SVG(dataclasses.replace(TINY, prior=prior), seed=0), float(teacher_forced),
+                      learning_rate=1e-2, beta=1.0, jit_compile=False)
+    before = [ops.convert_to_numpy(v) for v in model.trainable_variables]
     frames, conditions = make_batch()
-    with tf.GradientTape() as tape:
-        _, mse, kl = model.rollout_losses(frames, conditions, teacher_forced)
-        loss = mse + kl
-    grads = tape.gradient(loss, model.trainable_variables)
+    model.train_on_batch({"frames": frames, "conditions": conditions})
     parts = ["encoder", "decoder", "predictor", "posterior"] + (["prior"] if prior == "learned" else [])
     for part in parts:
-        norms = [float(tf.norm(g)) for g, v in zip(grads, model.trainable_variables)
-                 if v.path.split("/")[1] == part and g is not None]
-        assert norms and max(norms) > 0, part
+        moved = [np.abs(ops.convert_to_numpy(v) - b).max() for v, b in zip(model.trainable_variables, before)
+                 if v.path.split("/")[1] == part]
+        assert moved and max(moved) > 1e-3, part
     assert (model.prior is None) == (prior == "fixed")
 
 
 def test_free_running_feeds_own_predictions_not_ground_truth():
     """After the context, changing ground-truth frames must not change free-running outputs.
 
-    The latents and skips are held fixed so that only the frame fed back can carry the
-    change; the teacher-forced rollout, which does feed the ground truth, must change.
-    Encodings use training mode (batch statistics), as the train step does: an untrained
-    net in inference mode is nearly constant and would make the comparison empty.
+    The latents are held fixed so that only the frame fed back can carry the change; the
+    teacher-forced rollout, which does feed the ground truth, must change. Encodings use
+    training mode (batch statistics), as the train step does: an untrained net in
+    inference mode is nearly constant and would make the comparison empty.
     """
     model = SVG(TINY, seed=0)
     frames, conditions = make_batch()
@@ -104,31 +148,61 @@ def test_free_running_feeds_own_predictions_not_ground_truth():
     altered[:, TINY.n_past:] = 1.0 - altered[:, TINY.n_past:]
     pairs = model.condition_pairs(model.normalize_conditions(conditions))
     latents = np.random.default_rng(1).normal(size=(3, TINY.sequence_length - 1, TINY.z_dim)).astype("float32")
-    codes, skips = model._encode_sequence(ops.convert_to_tensor(frames), training=True)
-    codes_altered, _ = model._encode_sequence(ops.convert_to_tensor(altered), training=True)
 
-    free = model._free_running_rollout(tf.constant(frames), skips, pairs, latents)[0]
-    free_altered = model._free_running_rollout(tf.constant(altered), skips, pairs, latents)[0]
-    np.testing.assert_allclose(ops.convert_to_numpy(free), ops.convert_to_numpy(free_altered), atol=1e-6)
+    def free_running(x):
+        return ops.convert_to_numpy(model.rollout(x, pairs, latents, TINY.n_past, "given", training=True)[0])
 
-    forced = model._teacher_forced_rollout(codes, skips, pairs, latents)[0]
-    forced_altered = model._teacher_forced_rollout(codes_altered, skips, pairs, latents)[0]
+    np.testing.assert_allclose(free_running(frames), free_running(altered), atol=1e-6)
+
+    def teacher_forced(x):
+        codes, skips = model._encode_sequence(ops.convert_to_tensor(x), training=True)
+        return ops.convert_to_numpy(model._teacher_forced_rollout(codes, skips, pairs, latents)[0])
+
     future = slice(TINY.n_past, None)  # steps whose input frame is a ground-truth future frame
-    assert np.abs(ops.convert_to_numpy(forced)[:, future] - ops.convert_to_numpy(forced_altered)[:, future]).max() > 1e-4
+    assert np.abs(teacher_forced(frames)[:, future] - teacher_forced(altered)[:, future]).max() > 1e-4
 
 
-def test_teacher_forcing_ratio_zero_takes_the_free_running_branch(monkeypatch):
+def test_teacher_forced_fast_path_equals_stepping_on_ground_truth():
+    """The batched teacher-forced rollout is `step` fed the ground truth at every step."""
     model = SVG(TINY, seed=0)
-    taken = []
-    real = SVG.rollout_losses
-    monkeypatch.setattr(SVG, "rollout_losses",
-                        lambda self, f, c, forced, training=True: taken.append(forced) or real(self, f, c, forced, training))
-    model.compile(keras.optimizers.Adam(1e-3), teacher_forcing=TeacherForcing(ratio=0.0, decay_step=0.0),
-                  jit_compile=False, run_eagerly=True)
+    randomize_weights(model, seed=2)
+    frames, conditions = make_batch()
+    pairs = ops.convert_to_numpy(model.condition_pairs(model.normalize_conditions(conditions)))
+    latents = np.random.default_rng(1).normal(size=(3, TINY.sequence_length - 1, TINY.z_dim)).astype("float32")
+    codes, skips = model._encode_sequence(ops.convert_to_tensor(frames), training=False)
+    fast, (fast_mean, _) = model._teacher_forced_rollout(codes, skips, pairs, latents, training=False)
+    state, stepped, means = model.initial_state(3), [], []
+    for t in range(1, TINY.sequence_length):
+        prediction, (mean, _), state = model.step(
+            frames[:, t - 1], pairs[:, t - 1], latents[:, t - 1], t <= TINY.n_past, state, "given")
+        stepped.append(ops.convert_to_numpy(prediction))
+        means.append(ops.convert_to_numpy(mean))
+    np.testing.assert_allclose(ops.convert_to_numpy(fast), np.stack(stepped, 1), atol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(fast_mean), np.stack(means, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0])
+def test_teacher_forcing_ratio_picks_the_branch(ratio):
+    """The train step's logged MSE is the chosen branch's loss on the pre-step weights."""
+    model = _compiled(SVG(TINY, seed=0), ratio, jit_compile=False)
+    randomize_weights(model, seed=1)
+    model.optimizer.build(model.trainable_variables)
     frames, conditions = make_batch(batch=2)
-    model.train_on_batch({"frames": frames, "conditions": conditions})
-    # ops.cond runs eagerly: only the branch chosen by the coin executes.
-    assert taken == [False]
+    batch = {"frames": frames, "conditions": conditions}
+    saved = [ops.convert_to_numpy(v) for v in model.variables]
+
+    def restore():
+        for variable, value in zip(model.variables, saved):
+            variable.assign(value)
+
+    logs = model.train_on_batch(batch, return_dict=True)
+    losses = {}
+    for teacher_forced in (True, False):
+        restore()
+        model.training_schedule()  # the coin draw the step made before its noise draw
+        losses[teacher_forced] = float(model.training_losses(batch, teacher_forced, 1.0)["mse"])
+    assert abs(losses[True] - losses[False]) > 1e-4
+    np.testing.assert_allclose(logs["mse"], losses[bool(ratio)], rtol=1e-4)
 
 
 def test_save_and_load_restores_every_weight(tmp_path):
@@ -158,10 +232,10 @@ def test_a_few_fit_steps_lower_the_loss():
     colours = rng.random((4, 1, 1, 1, 3), dtype=np.float32)
     frames = np.clip(colours + 0.02 * np.arange(TINY.sequence_length)[None, :, None, None, None], 0, 1)
     frames = np.broadcast_to(frames, (4, TINY.sequence_length, 64, 64, 3)).astype("float32")
-    data = tf.data.Dataset.from_tensors(
-        {"frames": frames, "conditions": np.zeros((4, TINY.sequence_length, 7), "float32")}).repeat()
-    history = model.fit(data, steps_per_epoch=8, epochs=3, verbose=0).history
-    assert history["loss"][-1] < 0.7 * history["loss"][0], history["loss"]
+    data = {"frames": frames, "conditions": np.zeros((4, TINY.sequence_length, 7), "float32")}
+    history = model.fit(data, batch_size=4, epochs=24, verbose=0).history
+    first, last = np.mean(history["loss"][:3]), np.mean(history["loss"][-3:])
+    assert last < 0.7 * first, history["loss"]
 
 
 def test_mixed_precision_trains_with_float32_outputs():

@@ -100,6 +100,7 @@ class VGGEncoder(layers.Layer):
         self.g_dim = g_dim
         self.width = width
         c = [scaled_channels(b, width) for b in (64, 128, 256, 512)]
+        self.skip_channels = c
         self.stages = [
             _stage([c[0], c[0]], "stage64"),
             _stage([c[1], c[1]], "stage32"),
@@ -123,6 +124,17 @@ class VGGEncoder(layers.Layer):
             skips.append(x)
         code = ops.tanh(self.code_norm(self.to_code(self.pool(x)), training=training))
         return ops.reshape(code, (-1, self.g_dim)), skips
+
+    def skip_shapes(self, image_size):
+        """Shapes (without batch) of the four skips of an `image_size` frame, finest first.
+
+        Args:
+            image_size: Height and width of the input frames.
+        """
+        return [
+            (image_size >> level, image_size >> level, channels)
+            for level, channels in enumerate(self.skip_channels)
+        ]
 
     def get_config(self):
         return {**super().get_config(), "g_dim": self.g_dim, "width": self.width}

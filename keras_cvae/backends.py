@@ -1,0 +1,252 @@
+"""The few places where Keras backends differ: the loop, the train/test steps, compiled calls.
+
+Everything else in keras-cvae is `keras.ops`. TensorFlow and JAX differ in three ways that
+matter to a recurrent video model, and each is handled here once:
+
+- Loops. `keras.ops.scan` on TensorFlow sets no `maximum_iterations` (XLA cannot
+  differentiate such a loop) and stacks only outputs shaped like its carry. A JAX loop body
+  is a pure function, so a layer that assigns a variable inside it (BatchNorm's moving
+  statistics in training mode) must have those values carried through the loop.
+- Training. TensorFlow differentiates stateful variables under a `GradientTape`; JAX is
+  stateless: the trainer hands the step the variables' values and wants new values back.
+- Compiled inference. `tf.function` of the model versus `jax.jit` of a function of the
+  variable values (jitting the stateful model would bake its weights in as constants).
+"""
+
+import keras
+from keras import ops
+
+# Keras exports no public way to read a variable's value without mixed-precision autocast.
+from keras.src.backend import AutocastScope
+
+SUPPORTED = ("tensorflow", "jax")
+
+
+def current_backend():
+    """The Keras backend's name, checked to be one keras-cvae runs on."""
+    name = keras.backend.backend()
+    if name not in SUPPORTED:
+        raise RuntimeError(
+            f"keras-cvae runs on the {' and '.join(SUPPORTED)} backends, not {name!r}; "
+            "set KERAS_BACKEND"
+        )
+    return name
+
+
+def _flatten(structure):
+    return keras.tree.flatten(structure)
+
+
+def _pack(structure, flat):
+    return keras.tree.pack_sequence_as(structure, flat)
+
+
+# ---------------------------------------------------------------------- the loop
+def scan(step, init, xs, keep, layer):
+    """Runs `carry = step(carry, x)` over the leading axis of `xs` in one symbolic loop.
+
+    The loop body is traced once, so a graph (and its XLA compile) holds the layers of the
+    step once whatever the number of steps, and the loop is differentiable on both backends.
+
+    Args:
+        step: Function (carry, x) -> new carry, over nested structures of tensors. The new
+            carry must have the structure, dtypes and shapes of `init`.
+        init: The initial carry.
+        xs: Nested structure of tensors [steps, ...] (the number of steps is static).
+        keep: Function of a carry returning the part of it to stack over steps.
+        layer: The layer (or model) whose variables `step` reads and may assign.
+
+    Returns:
+        (final carry, `keep(carry)` after every step, stacked on a new leading axis).
+    """
+    if current_backend() == "jax":
+        return _jax_scan(step, init, xs, keep, layer)
+    return _tf_scan(step, init, xs, keep)
+
+
+def _tf_scan(step, init, xs, keep):
+    import tensorflow as tf
+
+    flat_xs = _flatten(xs)
+    steps = int(flat_xs[0].shape[0])
+    xs_arrays = [
+        tf.TensorArray(x.dtype, size=steps, element_shape=x.shape[1:]).unstack(x) for x in flat_xs
+    ]
+    kept_init = keep(init)
+    ys_arrays = [
+        tf.TensorArray(y.dtype, size=steps, element_shape=y.shape) for y in _flatten(kept_init)
+    ]
+
+    def body(index, carry, ys_arrays):
+        x = _pack(xs, [array.read(index) for array in xs_arrays])
+        carry = step(carry, x)
+        ys = _flatten(keep(carry))
+        return index + 1, carry, [array.write(index, y) for array, y in zip(ys_arrays, ys)]
+
+    _, carry, ys_arrays = tf.while_loop(
+        lambda index, *_: index < steps,
+        body,
+        (tf.constant(0), init, ys_arrays),
+        maximum_iterations=steps,  # XLA differentiates only loops with a known trip count.
+    )
+    return carry, _pack(kept_init, [array.stack() for array in ys_arrays])
+
+
+def _uncast_values(variables):
+    """The variables' current values (in a stateless scope: its values), never autocast."""
+    with AutocastScope(None):
+        return [variable.value for variable in variables]
+
+
+def _jax_scan(step, init, xs, keep, layer):
+    import jax
+
+    # Weights are read once outside the loop (closed over: under jit they are the traced
+    # values of the enclosing step); the non-trainable variables are carried so that
+    # assignments inside the body survive it.
+    weights, state = layer.trainable_variables, layer.non_trainable_variables
+    weight_values = _uncast_values(weights)
+
+    def body(carry_and_state, x):
+        carry, state_values = carry_and_state
+        mapping = [*zip(weights, weight_values), *zip(state, state_values)]
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            carry = step(carry, x)
+        state_values = [scope.get_current_value(variable) for variable in state]
+        return (carry, state_values), keep(carry)
+
+    (carry, state_values), ys = jax.lax.scan(body, (init, _uncast_values(state)), xs)
+    for variable, value in zip(state, state_values):
+        variable.assign(value)
+    return carry, ys
+
+
+# ---------------------------------------------------------------------- steps
+def _run_stateless(variables, values, function, *args):
+    """Calls `function(*args)` reading `variables` as `values`: (result, new values)."""
+    with keras.StatelessScope(state_mapping=list(zip(variables, values))) as scope:
+        result = function(*args)
+    return result, [scope.get_current_value(variable) for variable in variables]
+
+
+def train_step(model, *args):
+    """One optimizer step of `model` (see `SVG.train_step`), in the backend's calling form.
+
+    The model provides `training_schedule()` -> (kl_weight, tfr, teacher_forced: bool
+    tensor), `training_losses(batch, teacher_forced: Python bool, kl_weight)` -> dict with
+    "loss", and `track(values)` -> logs. The two teacher-forcing branches are separate
+    traces, each differentiated on its own; only their gradients go through the conditional.
+
+    Args:
+        model: The model being trained.
+        *args: `(data,)` on TensorFlow, `(state, data)` on JAX.
+    """
+    if current_backend() == "jax":
+        return _jax_train_step(model, *args)
+    return _tf_train_step(model, *args)
+
+
+def _tf_train_step(model, data):
+    import tensorflow as tf
+
+    kl_weight, tfr, teacher_forced = model.training_schedule()
+
+    def branch(teacher_forced):
+        with tf.GradientTape() as tape:
+            values = model.training_losses(data, teacher_forced, kl_weight)
+            scaled_loss = model.optimizer.scale_loss(values["loss"])
+        return tape.gradient(scaled_loss, model.trainable_variables), values
+
+    gradients, values = ops.cond(teacher_forced, lambda: branch(True), lambda: branch(False))
+    model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+    return model.track({**values, "beta": kl_weight, "tfr": tfr})
+
+
+def _jax_train_step(model, state, data):
+    import jax
+
+    trainable, non_trainable, optimizer_values, metric_values = state
+    weights, model_state = model.trainable_variables, model.non_trainable_variables
+    optimizer_variables = model.optimizer.variables
+    # The schedules read optimizer.iterations, so the optimizer's values are mapped too.
+    (kl_weight, tfr, teacher_forced), new_values = _run_stateless(
+        [*model_state, *optimizer_variables], [*non_trainable, *optimizer_values],
+        model.training_schedule,
+    )
+    non_trainable = new_values[: len(model_state)]
+
+    def loss_and_updates(trainable, non_trainable, teacher_forced):
+        def losses():
+            values = model.training_losses(data, teacher_forced, kl_weight)
+            return values, model.optimizer.scale_loss(values["loss"])
+
+        (values, scaled_loss), new_values = _run_stateless(
+            [*weights, *model_state, *optimizer_variables],
+            [*trainable, *non_trainable, *optimizer_values],
+            losses,
+        )
+        new_state = new_values[len(weights) : len(weights) + len(model_state)]
+        return scaled_loss, (values, new_state)
+
+    gradient_of = jax.value_and_grad(loss_and_updates, has_aux=True)
+    (_, (values, non_trainable)), gradients = jax.lax.cond(
+        teacher_forced,
+        lambda: gradient_of(trainable, non_trainable, True),
+        lambda: gradient_of(trainable, non_trainable, False),
+    )
+    trainable, optimizer_values = model.optimizer.stateless_apply(
+        optimizer_values, gradients, trainable
+    )
+    logs, metric_values = _run_stateless(
+        model.metrics_variables, metric_values, model.track,
+        {**values, "beta": kl_weight, "tfr": tfr},
+    )
+    return logs, (trainable, non_trainable, optimizer_values, metric_values)
+
+
+def test_step(model, *args):
+    """One validation step: `model.validation_logs(data)` in the backend's calling form.
+
+    Args:
+        model: The model being evaluated.
+        *args: `(data,)` on TensorFlow, `(state, data)` on JAX.
+    """
+    if current_backend() != "jax":
+        return model.validation_logs(*args)
+    (trainable, non_trainable, metric_values), data = args
+    variables = [*model.trainable_variables, *model.non_trainable_variables, *model.metrics_variables]
+    logs, new_values = _run_stateless(
+        variables, [*trainable, *non_trainable, *metric_values], model.validation_logs, data
+    )
+    split = len(trainable)
+    non_trainable = new_values[split : split + len(non_trainable)]
+    return logs, (trainable, non_trainable, new_values[split + len(non_trainable) :])
+
+
+# ---------------------------------------------------------------------- inference
+def compiled(function, layer=None, jit_compile=False):
+    """`function` compiled into one graph: tf.function on TensorFlow, jax.jit on JAX.
+
+    Args:
+        function: A function of tensors that may call `layer` (no variable updates).
+        layer: The layer whose variables `function` reads, or None.
+        jit_compile: XLA on TensorFlow. JAX always compiles with XLA (it has no other graph
+            compiler), where the compile is quick even on a CPU.
+
+    Returns:
+        A callable taking and returning what `function` does.
+    """
+    if current_backend() != "jax":
+        import tensorflow as tf
+
+        return tf.function(function, jit_compile=jit_compile, reduce_retracing=True, autograph=False)
+    import jax
+
+    variables = layer.variables if layer is not None else []
+
+    @jax.jit
+    def pure(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return function(*args)
+
+    return lambda *args: pure(_uncast_values(variables), *args)
