@@ -282,23 +282,29 @@ def read_sequences(path) -> Iterator[dict]:
         yield example_to_sequence(record, where=f"{path} record {index}")
 
 
-def scan_record_framing(path) -> int:
-    """Counts the records of a TFRecord file by walking its length headers (cheap).
+def index_tfrecord(path) -> tfrecord.RecordIndex:
+    """Where every record of a TFRecord file lies, from its length headers (cheap).
 
     Reads 12 bytes per record and seeks over the payload, so truncation and garbage
-    headers are found without reading the data. Payload CRCs are not checked (see
-    `validate_tfrecords`).
-
-    Returns:
-        The number of records.
+    headers are found without reading the data. Payload CRCs are checked when a record
+    is read.
 
     Raises:
-        DataError: The file is empty, truncated or a length header is corrupt.
+        DataError: The file is missing, empty, truncated or a length header is corrupt.
     """
     path = Path(path)
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(f"{path}: empty TFRecord file")
-    return len(tfrecord.index_records(path))
+    return tfrecord.index_records(path)
+
+
+def scan_record_framing(path) -> int:
+    """The number of records of a TFRecord file, from its length headers (see `index_tfrecord`).
+
+    Raises:
+        DataError: The file is missing, empty, truncated or a length header is corrupt.
+    """
+    return len(index_tfrecord(path))
 
 
 def validate_tfrecords(directory, *, progress: bool = False) -> dict:
