@@ -206,11 +206,17 @@ def test_example_decoder_accepts_unpacked_lists_and_merges_like_protobuf():
     def field(number, wire, payload):
         return bytes([number << 3 | wire]) + (bytes([len(payload)]) if wire == 2 else b"") + payload
 
-    floats = b"".join(field(1, 5, struct.pack("<f", v)) for v in (1.0, 2.5))
-    entry_a = field(1, 2, b"a") + field(2, 2, field(2, 2, floats)) + field(2, 2, field(2, 2, field(1, 5, struct.pack("<f", 4.0))))
-    entry_b = field(1, 2, b"b") + field(2, 2, field(3, 2, field(1, 0, b"\x05") + field(1, 0, b"\x7f")))
-    entry_b2 = field(1, 2, b"b") + field(2, 2, field(3, 2, field(1, 0, b"\x09")))
-    serialized = field(1, 2, field(1, 2, entry_a) + field(1, 2, entry_b) + field(9, 0, b"\x01")) + field(1, 2, field(1, 2, entry_b2))
+    def floats(*values):  # a FloatList with unpacked (fixed32) values, as a Feature
+        return field(2, 2, b"".join(field(1, 5, struct.pack("<f", v)) for v in values))
+
+    def int64s(*varints):  # an Int64List with unpacked (varint) values, as a Feature
+        return field(3, 2, b"".join(field(1, 0, v) for v in varints))
+
+    entry_a = field(1, 2, b"a") + field(2, 2, floats(1.0, 2.5)) + field(2, 2, floats(4.0))
+    entry_b = field(1, 2, b"b") + field(2, 2, int64s(b"\x05", b"\x7f"))
+    entry_b2 = field(1, 2, b"b") + field(2, 2, int64s(b"\x09"))
+    unknown = field(9, 0, b"\x01")
+    serialized = field(1, 2, field(1, 2, entry_a) + field(1, 2, entry_b) + unknown) + field(1, 2, field(1, 2, entry_b2))
     reference = tf.train.Example.FromString(serialized).features.feature
     decoded = example_proto.decode_example(serialized)
     assert list(decoded["a"].values) == list(reference["a"].float_list.value) == [1.0, 2.5, 4.0]
@@ -259,10 +265,11 @@ def test_corrupt_framing_names_file_and_record(tmp_path):
     rng = np.random.default_rng(5)
     path = bair.write_sequences(tmp_path / bair.file_name(0, 2), [random_sequence(rng) for _ in range(3)])
     size = tfrecord.HEADER_BYTES + int(tfrecord.index_records(path).lengths[0]) + tfrecord.FOOTER_BYTES
+    corrupt = "corrupt or truncated TFRecord"
     cases = {
-        "length": (corrupt_copy(path, tmp_path / "length.tfrecords", size + 2), "record 1: corrupt or truncated TFRecord (length CRC"),
-        "data": (corrupt_copy(path, tmp_path / "data.tfrecords", 2 * size + 500), "record 2: corrupt or truncated TFRecord (data CRC"),
-        "footer": (corrupt_copy(path, tmp_path / "footer.tfrecords", size - 1), "record 0: corrupt or truncated TFRecord (data CRC"),
+        "length": (corrupt_copy(path, tmp_path / "length.tfrecords", size + 2), f"record 1: {corrupt} (length CRC"),
+        "data": (corrupt_copy(path, tmp_path / "data.tfrecords", 2 * size + 500), f"record 2: {corrupt} (data CRC"),
+        "footer": (corrupt_copy(path, tmp_path / "footer.tfrecords", size - 1), f"record 0: {corrupt} (data CRC"),
     }
     for bad, match in cases.values():
         with pytest.raises(DataError, match=rf"^{bad} {re.escape(match)}"):

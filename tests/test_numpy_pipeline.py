@@ -10,13 +10,14 @@ import pickle
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from keras_cvae.data import DataError, NumpyEngine, condition_statistics, iterate_numpy, make_dataset
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data import lab_folders, tfds_source
 from keras_cvae.data.numpy_pipeline import WindowBatches
 from no_tensorflow import run_without_tensorflow
-from test_bad_input import bad_record_dir
+from test_bad_input import bad_record_dir, lab_dataset
 
 
 def batches(source, split, engine, max_batches=None, **kw):
@@ -157,6 +158,20 @@ def test_bad_crc_and_truncation_are_data_errors(small_bair_dir):
     path.write_bytes(bytes(data[:-10]))
     with pytest.raises(DataError, match=rf"^{path} record 1: truncated"):
         make_dataset(root, "test", batch_size=1, training=False, engine="numpy")
+
+
+def test_bad_lab_files_are_data_errors_naming_the_file(tmp_path):
+    root, seq = lab_dataset(tmp_path)  # test/traj_0_to_1/{0,1}
+    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(seq / "4.png")
+    ds = make_dataset(root, "test", batch_size=1, training=False, engine="numpy")
+    with pytest.raises(DataError, match=rf"^{seq / '4.png'}: image is 64x48, expected 64x64"):
+        ds[1]
+    (seq / "actions.csv").write_text("0.5,0.5\n" * 30)
+    with pytest.raises(DataError, match=rf"^{seq / 'actions.csv'} row 0: 2 columns, expected 4"):
+        make_dataset(root, "test", batch_size=1, n_past=1, n_future=1, training=False, engine="numpy")[1]
+    (root / "test" / "traj_0_to_1" / "0" / "0.png").unlink()
+    with pytest.raises(DataError, match=r"traj_0_to_1/0/0\.png: file not found"):
+        make_dataset(root, "test", batch_size=1, training=False, engine="numpy")[0]
 
 
 def test_data_path_without_tensorflow(tmp_path):
