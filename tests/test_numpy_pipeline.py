@@ -188,6 +188,8 @@ def test_data_path_without_tensorflow(tmp_path):
         assert bair_tfrecord.validate_tfrecords(root)[str(root / "train" / "traj_0_to_4.tfrecords")] == 5
         first = next(bair_tfrecord.read_sequences(root / "test" / "traj_0_to_1.tfrecords"))
         assert first["image_aux1"].shape == (30, 64, 64, 3)
+        copy = bair_tfrecord.write_sequences({str(tmp_path / "copy.tfrecords")!r}, [first])
+        assert next(bair_tfrecord.read_sequences(copy))["action"].tobytes() == first["action"].tobytes()
         assert resolve_engine(None) == resolve_engine("numpy")
         lab = lab_folders.tfrecord_to_lab(root, {str(tmp_path / "lab")!r})
         for source in (None, lab):
