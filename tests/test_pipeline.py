@@ -118,3 +118,28 @@ def test_bad_arguments(generated_dir, kwargs, match):
     args = dict(batch_size=2, training=False) | kwargs
     with pytest.raises(DataError, match=match):
         make_dataset(generated_dir, **args)
+
+
+def test_engine_none_is_tf_when_tensorflow_imports_and_numpy_is_a_pydataset(generated_dir):
+    import keras
+    import tensorflow as tf
+
+    from keras_cvae.data import NumpyEngine
+    from keras_cvae.data.pipeline import resolve_engine
+
+    assert resolve_engine(None) == "tf" and resolve_engine("numpy") == NumpyEngine()
+    assert isinstance(make_dataset(generated_dir, "val", batch_size=2, training=False), tf.data.Dataset)
+    ds = make_dataset(generated_dir, "val", batch_size=2, training=False, engine=NumpyEngine(workers=3))
+    assert isinstance(ds, keras.utils.PyDataset) and ds.workers == 3 and not ds.use_multiprocessing
+
+
+@pytest.mark.parametrize("engine", ["tf", "numpy"])
+def test_iterate_numpy_gives_numpy_dicts_and_stops_at_max_batches(generated_dir, engine):
+    from keras_cvae.data import iterate_numpy
+
+    ds = make_dataset(generated_dir, "train", batch_size=2, training=True, seed=0, engine=engine)
+    got = list(iterate_numpy(ds, max_batches=2))
+    assert len(got) == 2
+    assert all(isinstance(b["frames"], np.ndarray) and b["frames"].shape == (2, 12, 64, 64, 3) for b in got)
+    assert len(list(iterate_numpy(make_dataset(generated_dir, "test", batch_size=3, training=False,
+                                               engine=engine)))) == 2

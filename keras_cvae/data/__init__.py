@@ -1,12 +1,23 @@
 """Data: the BAIR TFRecord layout, the lab folder layout, TFDS, the generated default
-dataset, and `make_dataset`, the tf.data pipeline the model trains on."""
+dataset, and `make_dataset`, the pipeline the model trains on (tf.data, or NumPy without
+TensorFlow)."""
 
 from keras_cvae.data.errors import DataError
 from keras_cvae.data.pipeline import (
+    NumpyEngine,
     condition_statistics,
     describe_source,
+    iterate_numpy,
     make_dataset,
     resolve_source,
 )
 
-__all__ = ["DataError", "condition_statistics", "describe_source", "make_dataset", "resolve_source"]
+__all__ = [
+    "DataError",
+    "NumpyEngine",
+    "condition_statistics",
+    "describe_source",
+    "iterate_numpy",
+    "make_dataset",
+    "resolve_source",
+]

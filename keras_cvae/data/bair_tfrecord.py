@@ -5,18 +5,29 @@ Layout: `softmotion30_44k/{train,test}/traj_A_to_B.tfrecords`, uncompressed TFRe
 record is one `tf.train.Example` holding, for t in 0..29, `{t}/image_aux1/encoded` and
 `{t}/image_main/encoded` (raw uint8 RGB, 64*64*3 bytes, HWC), `{t}/action` (4 floats) and
 `{t}/endeffector_pos` (3 floats).
+
+Writing, reading and validating need no TensorFlow (`tfrecord` frames the records,
+`example_proto` encodes the Examples); only the tf.data helpers at the end (`features_for`,
+`parse_batch`, `decode_frames`) import it.
 """
 
-import os
 import re
-import struct
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
+from keras_cvae.data import tfrecord
 from keras_cvae.data.errors import DataError
+from keras_cvae.data.example_proto import (
+    BYTES,
+    FLOAT,
+    ProtoDecodeError,
+    bytes_feature,
+    decode_example,
+    encode_example,
+    float_feature,
+)
 
 SEQUENCE_LENGTH = 30
 IMAGE_SIZE = 64
@@ -122,28 +133,28 @@ def check_sequence(sequence: dict, where: str = "sequence") -> dict:
     return out
 
 
-def sequence_to_example(sequence: dict):
-    """Builds the `tf.train.Example` of one sequence (checked with `check_sequence`)."""
-    import tensorflow as tf
+def sequence_to_record(sequence: dict, where: str = "sequence") -> bytes:
+    """The serialized `tf.train.Example` of one sequence (checked with `check_sequence`).
 
-    seq = check_sequence(sequence)
-    feature = {}
+    Args:
+        sequence: Dict with the keys of `SEQUENCE_SPEC`.
+        where: Name used in error messages (a file and record index).
+
+    Raises:
+        DataError: The sequence does not match the schema.
+    """
+    seq = check_sequence(sequence, where)
+    features = {}
     for t in range(SEQUENCE_LENGTH):
         for camera in CAMERAS:
-            feature[image_key(t, camera)] = tf.train.Feature(
-                bytes_list=tf.train.BytesList(value=[seq[camera][t].tobytes()])
-            )
-        feature[action_key(t)] = tf.train.Feature(
-            float_list=tf.train.FloatList(value=seq["action"][t].tolist())
-        )
-        feature[endeffector_key(t)] = tf.train.Feature(
-            float_list=tf.train.FloatList(value=seq["endeffector_pos"][t].tolist())
-        )
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+            features[image_key(t, camera)] = bytes_feature([seq[camera][t].tobytes()])
+        features[action_key(t)] = float_feature(seq["action"][t])
+        features[endeffector_key(t)] = float_feature(seq["endeffector_pos"][t])
+    return encode_example(features)
 
 
 def write_sequences(path, sequences: Iterable[dict]) -> Path:
-    """Writes sequences to one uncompressed TFRecord file, atomically.
+    """Writes sequences to one uncompressed TFRecord file, atomically (no TensorFlow).
 
     The records go to a temporary file next to `path` that is renamed over `path` only
     once every record is written, so a failure never leaves a half-written file.
@@ -158,112 +169,111 @@ def write_sequences(path, sequences: Iterable[dict]) -> Path:
     Raises:
         DataError: A sequence does not match the schema (nothing is written).
     """
-    import tensorflow as tf
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for i, sequence in enumerate(sequences):
-                try:
-                    example = sequence_to_example(sequence)
-                except DataError as err:
-                    raise DataError(f"{path} record {i}: {err}".replace(": sequence:", ":")) from None
-                writer.write(example.SerializeToString())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    records = (sequence_to_record(s, where=f"{path} record {i}") for i, s in enumerate(sequences))
+    tfrecord.write_records(path, records)
     return path
 
 
-def example_to_sequence(serialized: bytes, where: str = "record") -> dict:
+def _decode(serialized, where: str) -> dict:
+    try:
+        return decode_example(serialized)
+    except ProtoDecodeError as err:
+        raise DataError(f"{where}: not a tf.train.Example ({err})") from None
+
+
+def _values(features: dict, key: str, kind: str, where: str):
+    feature = features.get(key)
+    if feature is None:
+        raise DataError(f"{where}: missing key {key!r}")
+    if feature.kind != kind:
+        raise DataError(f"{where}: {key} is a {feature.kind} list, expected a {kind} list")
+    return feature.values
+
+
+def _frame(features: dict, t: int, camera: str, where: str) -> np.ndarray:
+    """Frame `t` of `camera` as uint8 [64, 64, 3] (a view of the record bytes)."""
+    key = image_key(t, camera)
+    values = _values(features, key, BYTES, where)
+    if len(values) != 1 or len(values[0]) != FRAME_BYTES:
+        got = len(values[0]) if len(values) == 1 else f"{len(values)} values"
+        raise DataError(f"{where}: {key} has {got} bytes, expected {FRAME_BYTES} (raw uint8 64x64x3)")
+    return np.frombuffer(values[0], np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE, CHANNELS)
+
+
+def _floats(features: dict, name: str, dim: int, where: str) -> np.ndarray:
+    """float32 [30, dim] of the per-step float feature `name`, counts and finiteness checked."""
+    out = np.empty((SEQUENCE_LENGTH, dim), np.float32)
+    for t in range(SEQUENCE_LENGTH):
+        key = f"{t}/{name}"
+        values = _values(features, key, FLOAT, where)
+        if len(values) != dim:
+            raise DataError(f"{where}: {key} has {len(values)} floats, expected {dim}")
+        out[t] = values
+    if not np.all(np.isfinite(out)):
+        t = int(np.argwhere(~np.isfinite(out))[0, 0])
+        raise DataError(f"{where}: {t}/{name} contains NaN or inf")
+    return out
+
+
+def example_to_sequence(serialized, where: str = "record") -> dict:
     """Decodes one serialized BAIR Example into numpy arrays (both cameras), checking it.
 
     Args:
-        serialized: The record bytes.
+        serialized: The record bytes (any bytes-like object).
         where: File name and record index for error messages.
 
     Raises:
         DataError: The record is not an Example, a key is missing, an image has the wrong
             byte length, a float feature has the wrong length or holds NaN or inf.
     """
-    import tensorflow as tf
-
-    example = tf.train.Example()
-    try:
-        example.ParseFromString(serialized)
-    except Exception as err:  # protobuf's DecodeError
-        raise DataError(f"{where}: not a tf.train.Example ({err})") from None
-    features = example.features.feature
-
-    def get(key, kind):
-        if key not in features:
-            raise DataError(f"{where}: missing key {key!r}")
-        return getattr(features[key], kind).value
-
-    out = {camera: np.empty(SEQUENCE_SPEC[camera][0], np.uint8) for camera in CAMERAS}
-    out["action"] = np.empty(SEQUENCE_SPEC["action"][0], np.float32)
-    out["endeffector_pos"] = np.empty(SEQUENCE_SPEC["endeffector_pos"][0], np.float32)
-    for t in range(SEQUENCE_LENGTH):
-        for camera in CAMERAS:
-            values = get(image_key(t, camera), "bytes_list")
-            if len(values) != 1 or len(values[0]) != FRAME_BYTES:
-                got = len(values[0]) if len(values) == 1 else f"{len(values)} values"
-                raise DataError(
-                    f"{where}: {image_key(t, camera)} has {got} bytes, expected {FRAME_BYTES}"
-                    " (raw uint8 64x64x3)"
-                )
-            out[camera][t] = np.frombuffer(values[0], np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE, CHANNELS)
-        for key, name, dim in (
-            (action_key(t), "action", ACTION_DIM),
-            (endeffector_key(t), "endeffector_pos", ENDEFFECTOR_DIM),
-        ):
-            values = get(key, "float_list")
-            if len(values) != dim:
-                raise DataError(f"{where}: {key} has {len(values)} floats, expected {dim}")
-            out[name][t] = values
-    for name in ("action", "endeffector_pos"):
-        if not np.all(np.isfinite(out[name])):
-            t = int(np.argwhere(~np.isfinite(out[name]))[0, 0])
-            raise DataError(f"{where}: {t}/{name} contains NaN or inf")
+    features = _decode(serialized, where)
+    out = {
+        camera: np.stack([_frame(features, t, camera, where) for t in range(SEQUENCE_LENGTH)])
+        for camera in CAMERAS
+    }
+    out["action"] = _floats(features, "action", ACTION_DIM, where)
+    out["endeffector_pos"] = _floats(features, "endeffector_pos", ENDEFFECTOR_DIM, where)
     return out
 
 
-def read_records(path) -> Iterator[bytes]:
-    """Yields the raw records of a TFRecord file, turning corruption into DataError.
+def record_to_window(serialized, start: int, length: int, where: str = "record") -> tuple:
+    """The model camera's frames and the conditions of steps [start, start + length).
+
+    Every one of the 30 steps is checked (as `example_to_sequence` does for the model
+    camera); only the window's frames are copied.
+
+    Args:
+        serialized: The record bytes.
+        start: First step of the window.
+        length: Steps in the window.
+        where: File name and record index for error messages.
+
+    Returns:
+        (frames uint8 [length, 64, 64, 3], conditions float32 [length, 7]: 4 action values
+        then 3 end-effector values).
+
+    Raises:
+        DataError: As `example_to_sequence`.
+    """
+    features = _decode(serialized, where)
+    frames = [_frame(features, t, MODEL_CAMERA, where) for t in range(SEQUENCE_LENGTH)]
+    conditions = np.concatenate(
+        [_floats(features, "action", ACTION_DIM, where),
+         _floats(features, "endeffector_pos", ENDEFFECTOR_DIM, where)],
+        axis=-1,
+    )
+    return np.stack(frames[start : start + length]), conditions[start : start + length]
+
+
+def read_records(path) -> Iterator[memoryview]:
+    """Yields the raw records of a TFRecord file, checking both CRCs of each (no TensorFlow).
 
     Raises:
         DataError: The file is missing, truncated or fails its CRC check; the message
             names the file and the index of the first bad record.
     """
-    import tensorflow as tf
-
-    path = Path(path)
-    scan_record_framing(path)  # names truncation cleanly before TensorFlow reads
-    index = 0
-    iterator = iter(tf.data.TFRecordDataset(str(path)))
-    while True:
-        try:
-            record = next(iterator)
-        except StopIteration:
-            return
-        except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InvalidArgumentError) as err:
-            reason = _clean_tf_message(err)
-            raise DataError(f"{path} record {index}: corrupt or truncated TFRecord ({reason})") from None
-        yield record.numpy()
-        index += 1
-
-
-def _clean_tf_message(err) -> str:
-    """The useful part of a TensorFlow error message, on one line."""
-    text = getattr(err, "message", None) or str(err)
-    text = re.sub(r"\{\{function_node [^}]*\}\}", "", text)
-    text = re.sub(r"\[Op:[^\]]*\].*", "", text)
-    text = " ".join(text.split())
-    return text or type(err).__name__
+    return tfrecord.iter_records(path)
 
 
 def read_sequences(path) -> Iterator[dict]:
@@ -272,50 +282,36 @@ def read_sequences(path) -> Iterator[dict]:
         yield example_to_sequence(record, where=f"{path} record {index}")
 
 
-def scan_record_framing(path) -> int:
-    """Counts the records of a TFRecord file by walking its length headers (cheap).
+def index_tfrecord(path) -> tfrecord.RecordIndex:
+    """Where every record of a TFRecord file lies, from its length headers (cheap).
 
     Reads 12 bytes per record and seeks over the payload, so truncation and garbage
-    headers are found without reading the data. Payload CRCs are not checked (see
-    `validate_tfrecords`).
-
-    Returns:
-        The number of records.
+    headers are found without reading the data. Payload CRCs are checked when a record
+    is read.
 
     Raises:
-        DataError: The file is empty, truncated or a length header is implausible.
+        DataError: The file is missing, empty, truncated or a length header is corrupt.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise DataError(f"{path}: file not found") from None
-    if size == 0:
+    if path.is_file() and path.stat().st_size == 0:
         raise DataError(f"{path}: empty TFRecord file")
-    count, offset = 0, 0
-    with open(path, "rb") as f:
-        while offset < size:
-            header = f.read(12)
-            if len(header) < 12:
-                raise DataError(f"{path} record {count}: truncated TFRecord (incomplete header)")
-            (length,) = struct.unpack("<Q", header[:8])
-            end = offset + 12 + length + 4
-            if end > size:
-                raise DataError(
-                    f"{path} record {count}: truncated or corrupt TFRecord "
-                    f"(record of {length} bytes runs past the end of the {size}-byte file)"
-                )
-            offset = end
-            f.seek(offset)
-            count += 1
-    return count
+    return tfrecord.index_records(path)
+
+
+def scan_record_framing(path) -> int:
+    """The number of records of a TFRecord file, from its length headers (see `index_tfrecord`).
+
+    Raises:
+        DataError: The file is missing, empty, truncated or a length header is corrupt.
+    """
+    return len(index_tfrecord(path))
 
 
 def validate_tfrecords(directory, *, progress: bool = False) -> dict:
     """Reads every record of every `.tfrecords` file under `directory` and checks it.
 
-    Checks record framing and CRCs (TensorFlow's reader) and the content of each Example
-    (keys, image byte lengths, float counts, NaN/inf).
+    Checks record framing and both CRCs of every record, and the content of each Example
+    (keys, image byte lengths, float counts, NaN/inf). Needs no TensorFlow.
 
     Args:
         directory: A split directory, or a root whose subdirectories hold the files.

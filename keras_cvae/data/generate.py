@@ -1,10 +1,12 @@
 """Writes a generated dataset (pushing simulator) in the BAIR TFRecord layout, in parallel.
 
 The simulator runs in worker processes started with "spawn" that never import TensorFlow
-(the design notes warn against rendering and TensorFlow in one process); this process only
-serialises and writes. Sequence `i` of train is `simulate_sequence(seed, i)`; sequence `j`
-of test is `simulate_sequence(seed, TEST_INDEX_OFFSET + j)`, so the test set does not
-depend on the size of train.
+(the design notes warn against rendering and TensorFlow in one process). The workers also
+serialise and frame each record (its CRCs are the costly part), so this process only
+writes bytes; nothing here needs TensorFlow. Sequence `i` of train is
+`simulate_sequence(seed, i)`; sequence `j` of test is
+`simulate_sequence(seed, TEST_INDEX_OFFSET + j)`, so the test set does not depend on the
+size of train.
 """
 
 import multiprocessing
@@ -13,16 +15,19 @@ import shutil
 from pathlib import Path
 
 from keras_cvae.data import bair_tfrecord as bair
+from keras_cvae.data import tfrecord
 from keras_cvae.data.errors import DataError
 
 TEST_INDEX_OFFSET = 1_000_000
 
 
-def _simulate(args):
+def _simulate_record(args) -> bytes:
+    """Worker: simulated sequence `index` as a framed TFRecord record, ready to write."""
     seed, index = args
     from keras_cvae.data.pushing_sim import simulate_sequence
 
-    return simulate_sequence(seed, index)
+    record = bair.sequence_to_record(simulate_sequence(seed, index), where=f"simulated sequence {index}")
+    return tfrecord.frame(record)
 
 
 def _file_plan(n: int, offset: int = 0) -> list:
@@ -71,7 +76,7 @@ def write_generated_dataset(out_dir, *, n_train: int, n_test: int, seed: int, wo
     try:
         with ctx.Pool(workers) as pool:
             for split, name, indices in plan:
-                results = pool.imap(_simulate, [(seed, i) for i in indices], chunksize=4)
+                results = pool.imap(_simulate_record, [(seed, i) for i in indices], chunksize=4)
 
                 def counted(it):
                     for item in it:
@@ -79,7 +84,7 @@ def write_generated_dataset(out_dir, *, n_train: int, n_test: int, seed: int, wo
                             bar.update(1)
                         yield item
 
-                bair.write_sequences(out_dir / split / name, counted(results))
+                tfrecord.write_framed(out_dir / split / name, counted(results))
     except BaseException:
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)

@@ -9,11 +9,17 @@ Sources (detected from the path):
 
 Batches are {"frames": float32 [B, T, 64, 64, 3] in [0, 1], "conditions": float32 [B, T, 7]}
 with T = n_past + n_future and conditions = 4 action values then 3 end-effector values, raw.
+
+Two engines build them: "tf" (a tf.data pipeline) and "numpy" (a `keras.utils.PyDataset`,
+see `numpy_pipeline`, for machines without TensorFlow). `iterate_numpy` reads either.
 """
 
+import itertools
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional, Union
 
 import numpy as np
 
@@ -22,9 +28,31 @@ from keras_cvae.data import lab_folders, tfds_source
 from keras_cvae.data.errors import DataError
 
 SPLITS = ("train", "val", "test")
+ENGINES = ("tf", "numpy")
 SHUFFLE_BUFFER = 1024  # windows in the training shuffle (T=12: 0.15 MB each as uint8)
 PARSE_BATCH = 16  # serialized records parsed together in training (16 measured fastest of 16/32/64)
 CYCLE_LENGTH = 4  # files read concurrently in training
+
+
+@dataclass(frozen=True)
+class NumpyEngine:
+    """The NumPy engine and how `fit` loads its batches in parallel.
+
+    `make_dataset(..., engine="numpy")` is `engine=NumpyEngine()`.
+
+    Attributes:
+        workers: Loaders `fit` (and `iterate_numpy`, with threads) runs at once; None:
+            min(usable cores, 8).
+        use_multiprocessing: `fit` loads in forked worker processes instead of threads.
+            Threads scale while the GIL-free part (file reads, CRC, pixel conversion)
+            dominates; processes also spread the Example decoding, but forking a process
+            that runs JAX or TensorFlow threads is unsafe in general.
+        max_queue_size: Batches loaded ahead.
+    """
+
+    workers: Optional[int] = None
+    use_multiprocessing: bool = False
+    max_queue_size: int = 10
 
 
 @dataclass(frozen=True)
@@ -294,7 +322,64 @@ def _tfds_dataset(root, split, length, batch_size, training, seed):
     return ds.prefetch(autotune)
 
 
-def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, seed: Optional[int] = None):
+def _tensorflow_importable() -> bool:
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_engine(engine=None) -> Union[str, NumpyEngine]:
+    """"tf" or a `NumpyEngine` for `make_dataset`'s `engine` argument.
+
+    None means "tf" if TensorFlow can be imported and `NumpyEngine()` otherwise.
+
+    Raises:
+        DataError: `engine` is not None, "tf", "numpy" or a `NumpyEngine`.
+    """
+    if engine is None:
+        engine = "tf" if _tensorflow_importable() else "numpy"
+    if isinstance(engine, NumpyEngine):
+        return engine
+    if engine not in ENGINES:
+        raise DataError(f"engine must be one of {ENGINES}, a NumpyEngine or None, got {engine!r}")
+    return NumpyEngine() if engine == "numpy" else engine
+
+
+def _fresh_seed() -> int:
+    return int(np.random.SeedSequence().generate_state(1)[0])
+
+
+def _numpy_dataset(src, split, length, batch_size, training, seed, engine: NumpyEngine):
+    from keras_cvae.data import numpy_pipeline
+
+    if src.kind == "tfds":
+        raise DataError(
+            f"{src.root}: a TFDS source needs TensorFlow (engine='tf'); convert it to TFRecords "
+            "or lab folders to read it with the NumPy engine"
+        )
+    if src.kind == "bair":
+        sequences = numpy_pipeline.TFRecordSequences.from_files(bair_split_files(src.root, split))
+    else:
+        folders = lab_folders.list_sequences(Path(src.root) / lab_folders.SPLIT_DIRS[split])
+        sequences = numpy_pipeline.LabSequences(tuple(folders))
+    if len(sequences) == 0:
+        raise DataError(f"{src.root}: split {split!r} has no sequences")
+    batches = numpy_pipeline.WindowBatches(
+        length, batch_size, training, int(seed) if seed is not None else _fresh_seed()
+    )
+    return numpy_pipeline.WindowDataset(
+        sequences,
+        batches,
+        workers=engine.workers or numpy_pipeline.default_workers(),
+        use_multiprocessing=engine.use_multiprocessing,
+        max_queue_size=engine.max_queue_size,
+    )
+
+
+def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, seed: Optional[int] = None,
+                 engine=None):
     """Batches of video windows and their conditions from `source`.
 
     Args:
@@ -304,47 +389,105 @@ def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, 
         n_past: Context frames per window.
         n_future: Frames to predict per window.
         batch_size: Sequences per batch.
-        training: True: files read in parallel and interleaved, records shuffled, a random
-            window start per sequence in [0, 30 - T], repeated forever, full batches only
-            (static batch dimension). False: window start 0, file order, one pass, last
-            batch may be smaller.
-        seed: Seeds shuffling and window starts. With a seed the training order is also
-            deterministic (tf.data `deterministic=True`); None draws a fresh seed and lets
-            parallel reads finish out of order (a little faster).
+        training: True: records shuffled, a random window start per sequence in
+            [0, 30 - T], repeated forever, full batches only (static batch dimension).
+            False: window start 0, file order, one pass, last batch may be smaller.
+        seed: Seeds shuffling and window starts. With a seed the training order is
+            deterministic; None draws a fresh seed (and lets tf.data's parallel reads
+            finish out of order, a little faster).
+        engine: "tf" (tf.data), "numpy" (a `keras.utils.PyDataset`, no TensorFlow; bair
+            and lab sources only), a `NumpyEngine` (the NumPy engine with its parallelism
+            options), or None: "tf" if TensorFlow can be imported, else "numpy".
+            Evaluation batches are identical across engines; training orders differ
+            (tf.data shuffles with TensorFlow's RNG, see `numpy_pipeline`).
 
     Returns:
-        tf.data.Dataset of {"frames": float32 [B, T, 64, 64, 3] in [0, 1],
+        "tf": a tf.data.Dataset; bad records fail inside iteration with an
+        InvalidArgumentError whose message starts "DataError: <file> record <i>: ...".
+        "numpy": a `numpy_pipeline.WindowDataset`; bad records raise DataError
+        "<file> record <i>: ..." when their batch is loaded.
+        Both yield {"frames": float32 [B, T, 64, 64, 3] in [0, 1],
         "conditions": float32 [B, T, 7]} (4 action values then 3 end-effector values, raw).
-        Bad records fail inside iteration with an InvalidArgumentError whose message starts
-        "DataError: <file> record <i>: ...".
 
     Raises:
-        DataError: Bad arguments, missing/empty/unknown source, missing split, truncated file.
+        DataError: Bad arguments, missing/empty/unknown source, missing split, truncated
+            file, or a TFDS source with the NumPy engine.
     """
     _check_split(split)
     length = _window_length(n_past, n_future)
     if int(batch_size) < 1:
         raise DataError(f"batch_size must be at least 1, got {batch_size}")
+    engine = resolve_engine(engine)
     src = resolve_source(source)
+    if isinstance(engine, NumpyEngine):
+        return _numpy_dataset(src, split, length, int(batch_size), bool(training), seed, engine)
     build = {"bair": _bair_dataset, "lab": _lab_dataset, "tfds": _tfds_dataset}[src.kind]
     return build(src.root, split, length, int(batch_size), bool(training), seed)
 
 
-def condition_statistics(source, split="train", max_sequences=1024):
+def _prefetched(dataset) -> Iterator[dict]:
+    """The batches of a `keras.utils.PyDataset` in order, loaded by `dataset.workers` threads
+    up to `max(workers, max_queue_size)` batches ahead."""
+    count = dataset.num_batches
+    indices = itertools.count() if count is None else range(count)
+    workers = max(1, dataset.workers)
+    if workers == 1:
+        yield from (dataset[i] for i in indices)
+        return
+    ahead = max(workers, dataset.max_queue_size)
+    pool = ThreadPoolExecutor(workers)
+    try:
+        pending = deque()
+        for i in indices:
+            pending.append(pool.submit(dataset.__getitem__, i))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        # A consumer that stops early (always, for training) must not wait for the batches
+        # queued ahead of it.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def iterate_numpy(dataset, max_batches: Optional[int] = None) -> Iterator[dict]:
+    """Yields the batches of either engine's dataset as dicts of NumPy arrays.
+
+    Args:
+        dataset: What `make_dataset` returned: a tf.data.Dataset or a
+            `keras.utils.PyDataset` (loaded `dataset.workers` threads ahead, in order).
+        max_batches: Stop after this many batches; None: until the dataset ends (a
+            training dataset never ends).
+    """
+    if hasattr(dataset, "as_numpy_iterator"):
+        batches = dataset.as_numpy_iterator()
+    else:
+        batches = _prefetched(dataset)
+    return itertools.islice(batches, max_batches)
+
+
+def condition_statistics(source, split="train", max_sequences=1024, engine=None):
     """Per-dimension mean and standard deviation of the conditions, for normalisation.
 
     Uses every step of the first `max_sequences` sequences of `split` (file order).
     A dimension whose std is below 1e-6 (constant) gets std 1.
 
+    Args:
+        source: As for `make_dataset`.
+        split: The split to measure.
+        max_sequences: Sequences used at most.
+        engine: As for `make_dataset` (None: "tf" if TensorFlow can be imported).
+
     Returns:
         (mean float32 [7], std float32 [7]).
     """
-    ds = make_dataset(source, split, n_past=1, n_future=bair.SEQUENCE_LENGTH - 1, batch_size=64, training=False)
+    ds = make_dataset(source, split, n_past=1, n_future=bair.SEQUENCE_LENGTH - 1, batch_size=64,
+                      training=False, engine=engine)
     total = np.zeros(bair.CONDITION_DIM, np.float64)
     total_sq = np.zeros(bair.CONDITION_DIM, np.float64)
     count, seen = 0, 0
-    for batch in ds:
-        c = batch["conditions"].numpy()[: max_sequences - seen].astype(np.float64)
+    for batch in iterate_numpy(ds):
+        c = batch["conditions"][: max_sequences - seen].astype(np.float64)
         seen += c.shape[0]
         c = c.reshape(-1, bair.CONDITION_DIM)
         total += c.sum(0)
