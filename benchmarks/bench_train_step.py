@@ -1,11 +1,14 @@
-"""Training-step cost: compile (trace + XLA) time and step time, per teacher-forcing branch.
+"""Training-step cost per backend: compile time and step time, per teacher-forcing branch.
 
-    python benchmarks/bench_train_step.py --preset small            # no XLA
-    python benchmarks/bench_train_step.py --preset svg --xla        # on a GPU
+    python benchmarks/bench_train_step.py --preset svg                 # TF, TF+XLA, JAX (XLA)
+    python benchmarks/bench_train_step.py --preset small --configs jax  # one configuration
 
-Times the two branches of `SVG.train_step` separately (teacher-forced: batched encoder and
-decoder; free-running: while loop), each as its own compiled function on a fixed random
-batch, and writes benchmarks/results/train_step-<preset>-<xla|no-xla>.json.
+Times the real `model.train_on_batch` on a fixed random batch. The teacher-forcing ratio
+is 1 (always the teacher-forced branch: batched encoder and decoder) or 0 (always the
+free-running branch: the symbolic loop); each is its own compiled train function, and its
+first call (trace + compile + one step) is reported apart from the median of the next
+steps. Every configuration runs in its own process, one after the other, so the ratios
+come from one run on one machine. Writes benchmarks/results/train_step-<preset>.json.
 """
 
 import argparse
@@ -13,83 +16,119 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+CONFIGS = {  # name: (backend, jit_compile)
+    "tensorflow": ("tensorflow", False),
+    "tensorflow-xla": ("tensorflow", True),
+    "jax": ("jax", True),  # JAX compiles with XLA; it has no other graph mode
+}
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="small", help="model preset (default: small)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
-    parser.add_argument("--xla", action="store_true", help="compile with XLA (default: off)")
-    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPUs)")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per branch (default: 5)")
+    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step (default: 16)")
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS),
+                        help="configurations to time (default: all)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per branch after the first (default: 3)")
+    parser.add_argument("--timeout", type=int, default=1200,
+                        help="seconds one configuration may take before it is reported as timed out")
+    parser.add_argument("--mixed-precision", action="store_true", help="mixed precision (GPUs)")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     return parser.parse_args()
 
 
-def time_branch(model, frames, conditions, teacher_forced, jit_compile, steps):
-    import tensorflow as tf
-
-    step = tf.function(
-        lambda: model._optimizer_step(frames, conditions, tf.constant(1.0), teacher_forced),
-        jit_compile=jit_compile,
-    )
-    start = time.perf_counter()
-    float(step()[0])
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        float(step()[0])
-        times.append(time.perf_counter() - start)
-    return {"first_step_s_with_compile": round(first, 2), "step_s": [round(t, 4) for t in times],
-            "step_s_median": round(float(np.median(times)), 4)}
-
-
-def main():
-    args = parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def time_branches(args, jit_compile):
+    """Runs in the worker process: {branch: timings} for the current backend."""
     import keras
-    import tensorflow as tf
 
     from keras_cvae.config import get_preset, replace
     from keras_cvae.model import SVG
     from keras_cvae.training import compile_model
 
     if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy(
+            "mixed_bfloat16" if keras.backend.backend() == "jax" else "mixed_float16")
     preset = get_preset(args.preset)
-    train = replace(preset.train, batch_size=args.batch_size, jit_compile=args.xla)
     model = SVG(preset.model, seed=0)
-    compile_model(model, train)
     rng = np.random.default_rng(0)
-    shape = (train.batch_size, preset.model.sequence_length)
-    frames = tf.constant(rng.random((*shape, 64, 64, 3), dtype=np.float32))
-    conditions = tf.constant(rng.normal(size=(*shape, 7)).astype("float32"))
+    shape = (args.batch_size, preset.model.sequence_length)
+    batch = {"frames": rng.random((*shape, 64, 64, 3), dtype=np.float32),
+             "conditions": rng.normal(size=(*shape, 7)).astype("float32")}
     results = {}
-    for name, forced in (("teacher_forced", True), ("free_running", False)):
-        results[name] = time_branch(model, frames, conditions, forced, args.xla, args.steps)
-        results[name]["sequences_per_s"] = round(train.batch_size / results[name]["step_s_median"], 2)
+    for name, ratio in (("teacher_forced", 1.0), ("free_running", 0.0)):
+        train = replace(preset.train, batch_size=args.batch_size, jit_compile=jit_compile, tfr=ratio,
+                        tfr_decay_step=0.0)
+        compile_model(model, train)
+        start = time.perf_counter()
+        model.train_on_batch(batch)
+        first = time.perf_counter() - start
+        times = []
+        for _ in range(args.steps):
+            start = time.perf_counter()
+            logs = model.train_on_batch(batch, return_dict=True)
+            float(logs["loss"])
+            times.append(time.perf_counter() - start)
+        median = float(np.median(times))
+        results[name] = {
+            "first_step_s_with_compile": round(first, 2),
+            "compile_s_estimate": round(first - median, 2),
+            "step_s": [round(t, 3) for t in times],
+            "step_s_median": round(median, 3),
+            "sequences_per_s": round(args.batch_size / median, 2),
+        }
+        print(keras.backend.backend(), "xla" if jit_compile else "no-xla", name, json.dumps(results[name]),
+              flush=True)
+    return results
+
+
+def run_config(args, name):
+    """Runs one configuration in a fresh process; its results or why there are none."""
+    backend, _ = CONFIGS[name]
+    command = [sys.executable, __file__, "--worker", name, "--preset", args.preset,
+               "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
+    if args.mixed_precision:
+        command.append("--mixed-precision")
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {args.timeout} s (compile included)"}
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    args = parse_args()
+    if args.worker:
+        print(json.dumps(time_branches(args, CONFIGS[args.worker][1])))
+        return
+    results = {}
+    for name in args.configs:
+        results[name] = run_config(args, name)
         print(name, json.dumps(results[name]), flush=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     report = {
-        "benchmark": "SVG train step per teacher-forcing branch",
-        "preset": args.preset, "batch_size": train.batch_size, "frames": preset.model.sequence_length,
-        "xla": args.xla, "mixed_precision": args.mixed_precision,
-        "device": ", ".join(d.device_type for d in tf.config.list_physical_devices()),
+        "benchmark": "SVG train step (train_on_batch) per backend and teacher-forcing branch",
+        "preset": args.preset, "batch_size": args.batch_size, "mixed_precision": args.mixed_precision,
         "results": results,
-        "command": "python benchmarks/bench_train_step.py " + " ".join(
-            f for f in (f"--preset {args.preset}", "--xla" if args.xla else "",
-                        "--mixed-precision" if args.mixed_precision else "") if f),
+        "command": f"python benchmarks/bench_train_step.py --preset {args.preset} --batch-size "
+                   f"{args.batch_size} --configs {' '.join(args.configs)}"
+                   + (" --mixed-precision" if args.mixed_precision else ""),
         "git_commit": commit,
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                    "processor": platform.processor()},
         "load_average_after": list(os.getloadavg()),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"train_step-{args.preset}-{'xla' if args.xla else 'no-xla'}.json"
+    path = args.out / f"train_step-{args.preset}.json"
     path.write_text(json.dumps(report, indent=2))
     print(f"wrote {path}")
 

@@ -5,12 +5,38 @@ library only ever reads it, and it round-trips through plain dicts (JSON, `get_c
 """
 
 import dataclasses
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
 CONDITION_DIM = 7  # 4 action values then 3 end-effector values, per frame.
 KL_SCHEDULES = ("cyclical", "monotonic", "none")
 PRIORS = ("learned", "fixed")
+BACKENDS = ("tensorflow", "jax")
+
+
+def select_backend(name: Optional[str] = None) -> str:
+    """Chooses the Keras backend; call it before anything imports Keras.
+
+    Args:
+        name: "tensorflow" or "jax"; None keeps $KERAS_BACKEND, else TensorFlow.
+
+    Returns:
+        The backend's name.
+
+    Raises:
+        ValueError: An unknown name, or Keras is already imported with another backend.
+    """
+    name = name or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    if "keras" in sys.modules:
+        current = sys.modules["keras"].backend.backend()
+        if current != name:
+            raise ValueError(f"Keras is already running on {current}; cannot switch to {name}")
+    os.environ["KERAS_BACKEND"] = name
+    return name
 
 
 def _from_dict(cls, values):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import keras
 import numpy as np
 
 from keras_cvae import backends, metrics
@@ -367,14 +368,15 @@ def _checked_batches(dataset):
     The NumPy pipeline raises DataError itself; without TensorFlow there is nothing to
     translate.
     """
+    from keras_cvae.data import DataError, iterate_numpy
+
+    # A PyDataset (the NumPy engine) is indexed, not iterated; anything else is iterable.
+    iterator = iterate_numpy(dataset) if isinstance(dataset, keras.utils.PyDataset) else iter(dataset)
     if "tensorflow" not in sys.modules:
-        yield from dataset
+        yield from iterator
         return
     import tensorflow as tf
 
-    from keras_cvae.data import DataError
-
-    iterator = iter(dataset)
     while True:
         try:
             batch = next(iterator)
@@ -642,7 +644,8 @@ def evaluate_run(config: EvalConfig):
         "run": str(run.path),
         "checkpoint": str(run.model_file),
         "epochs_done": info.get("epochs_done"),
-        "jit_compile": config.jit_compile,
+        "jit_compile": config.jit_compile or keras.backend.backend() == "jax",
+        "backend": keras.backend.backend(),
         "batch_size": config.batch_size,
     }
     out = Path(config.out) if config.out is not None else run.path / "eval"

@@ -63,6 +63,24 @@ class TrainingResult:
         return self.history["val_copy_last_psnr"][-1]
 
 
+class ValidationBatches(keras.utils.PyDataset):
+    """The first validation batches, held in memory and served the same every epoch.
+
+    Args:
+        batches: List of {"frames", "conditions"} NumPy batches.
+    """
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        return self.batches[index]
+
+
 def _new_run_folder(job: TrainingJob) -> RunFolder:
     if job.out is not None:
         path = Path(job.out)
@@ -160,9 +178,12 @@ def train(job: TrainingJob) -> TrainingResult:
     windows = dict(n_past=config.n_past, n_future=config.n_future)
     train_data = data_lib.make_dataset(job.data, "train", **windows, batch_size=train_config.batch_size,
                                        training=True, seed=train_config.seed + initial_epoch)
-    val_data = data_lib.make_dataset(job.data, "val", **windows, batch_size=train_config.batch_size,
-                                     training=False).take(train_config.validation_steps).cache()
-    sample_batch = {k: v.numpy() for k, v in next(iter(val_data)).items()}
+    val_data = ValidationBatches(list(data_lib.iterate_numpy(
+        data_lib.make_dataset(job.data, "val", **windows, batch_size=train_config.batch_size,
+                              training=False),
+        max_batches=train_config.validation_steps,
+    )))
+    sample_batch = val_data[0]
     title = f"{run.path.name}: {info['preset']} preset, KL {train_config.kl}"
     # Logs first and the checkpoint after them: an epoch counts as done once its
     # checkpoint exists, and by then its CSV row is written.
@@ -174,15 +195,17 @@ def train(job: TrainingJob) -> TrainingResult:
         CurvePlotter(run.path / "curves.png", history, title),
         SampleGif(run.samples_dir, sample_batch, config.n_past, config.z_dim, train_config.seed),
     ]
+    info["backend"] = keras.backend.backend()  # of the latest session: resume may switch
+    run.write_info(info)
     model.fit(
         train_data,
         epochs=train_config.epochs,
         initial_epoch=initial_epoch,
         steps_per_epoch=train_config.steps_per_epoch,
         validation_data=val_data,
-        validation_steps=train_config.validation_steps,
         callbacks=callbacks,
         verbose=job.verbose,
+        shuffle=False,  # the datasets shuffle themselves
     )
     return TrainingResult(run, history)
 

@@ -9,6 +9,8 @@ mean and best of N) and writes metrics.json, a per-frame plot, GIFs and strips t
 import argparse
 import sys
 
+from keras_cvae.config import BACKENDS, select_backend
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -17,6 +19,8 @@ def parse_args(argv=None):
     parser.add_argument("--run", default=None,
                         help="run folder; None: the newest run under --runs-root")
     parser.add_argument("--runs-root", default="runs", help="folder searched for the newest run")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend (any run loads on either); None: $KERAS_BACKEND, else tensorflow")
     parser.add_argument("--data", default=None,
                         help="dataset folder; None: the data the run was trained on (run.json 'data')")
     parser.add_argument("--split", choices=("train", "val", "test"), default="test", help="split to evaluate")
@@ -36,13 +40,15 @@ def parse_args(argv=None):
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="evaluate only the first sequences of the split; None: all")
     parser.add_argument("--xla", dest="jit_compile", action=argparse.BooleanOptionalAction, default=False,
-                        help="compile the rollout with XLA (slow to compile on CPU)")
+                        help="compile the rollout with XLA on TensorFlow (slow to compile on CPU); "
+                        "JAX always compiles with XLA")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    select_backend(args.backend)
     from keras_cvae.data import DataError
     from keras_cvae.evaluation import EvalConfig, EvaluationError, evaluate_run
     from keras_cvae.run_folder import RunError

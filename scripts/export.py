@@ -4,7 +4,8 @@
     python scripts/export.py --run runs/NAME --out saved_models/NAME --opset 17
 
 Every exported file is loaded in its runtime and compared with the Keras model before the
-output folder appears (written to a temporary folder, then renamed).
+output folder appears (written to a temporary folder, then renamed). Export runs on the
+TensorFlow backend (SavedModel and tf2onnx need it), whichever backend trained the run.
 """
 
 import argparse
@@ -14,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["KERAS_BACKEND"] = "tensorflow"
 
 from keras_cvae.export import ExportConfig, ExportError, export_run  # noqa: E402
 from keras_cvae.run_folder import RunError  # noqa: E402

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from keras_cvae.config import KL_SCHEDULES, PRIORS, get_preset, presets, replace
+from keras_cvae.config import BACKENDS, KL_SCHEDULES, PRIORS, get_preset, presets, replace, select_backend
 
 
 def parse_args(argv=None):
@@ -24,6 +24,9 @@ def parse_args(argv=None):
                         help="model and training sizes: svg = the reference BAIR settings "
                         "(needs a GPU), small = narrow model for CPU demos, tiny = unit tests "
                         "(default: svg)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend: tensorflow, or jax (XLA; the way to train on GPUs "
+                        "without TensorFlow) (default: $KERAS_BACKEND, else tensorflow)")
     parser.add_argument("--data", default=None,
                         help="dataset: BAIR TFRecord folder, TFDS data_dir or lab folders "
                         "(default: the embedded pushing dataset, generated once into the cache)")
@@ -59,9 +62,10 @@ def parse_args(argv=None):
                         help="lowest ratio; " + preset_default("tfr_floor"))
     parser.add_argument("--seed", type=int, default=None, help=preset_default("seed"))
     parser.add_argument("--no-xla", dest="jit_compile", action="store_false", default=None,
-                        help="run the steps without XLA (default: XLA on)")
+                        help="run the steps without XLA (TensorFlow graph mode; JAX always "
+                        "compiles with XLA) (default: XLA on)")
     parser.add_argument("--run-eagerly", action="store_true", default=None,
-                        help="run the steps eagerly, without tf.function (debugging; default: off)")
+                        help="run the steps eagerly, uncompiled (debugging; default: off)")
     parser.add_argument("--mixed-precision", action="store_true", default=None,
                         help="mixed_float16 compute (for GPUs; default: off)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
@@ -72,6 +76,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    select_backend(args.backend)
     from keras_cvae.data import DataError
     from keras_cvae.run_folder import RunError
     from keras_cvae.training import TrainingJob, summary_line, train
