@@ -149,7 +149,9 @@ def compile_model(model: SVG, train_config: TrainConfig):
         kl_annealing=kl_annealing,
         teacher_forcing=teacher_forcing,
         beta=train_config.beta,
-        jit_compile=train_config.jit_compile and not train_config.run_eagerly,
+        # JAX has no graph mode but XLA: uncompiled, it re-traces every loop at every step.
+        jit_compile=(train_config.jit_compile or keras.backend.backend() == "jax")
+        and not train_config.run_eagerly,
         run_eagerly=train_config.run_eagerly,
     )
     model.optimizer.build(model.trainable_variables)

@@ -16,6 +16,9 @@ from keras_cvae.schedules import KLAnnealing, TeacherForcing
 from model_weights import randomize_weights
 
 TINY = get_preset("tiny").model
+# Train functions are uncompiled on TensorFlow (tracing costs more than the step here) and
+# jitted on JAX (uncompiled, JAX re-traces every loop at every call).
+ON_JAX = keras.backend.backend() == "jax"
 pytestmark = pytest.mark.jax
 
 
@@ -111,6 +114,7 @@ def test_noise_changes_learned_prior_samples_but_zero_noise_is_deterministic():
 
 
 def _compiled(model, ratio, learning_rate=1e-3, **kwargs):
+    kwargs.setdefault("jit_compile", ON_JAX)
     model.compile(keras.optimizers.Adam(learning_rate),
                   teacher_forcing=TeacherForcing(ratio=ratio, decay_step=0.0), **kwargs)
     return model
@@ -122,7 +126,7 @@ def test_a_train_step_updates_every_sub_network(prior, teacher_forced):
     """Adam moves every weight whose gradient is well above its epsilon by about the
     learning rate (beta 1 so that the KL gradients reaching the posterior and prior are)."""
     model = _compiled(SVG(dataclasses.replace(TINY, prior=prior), seed=0), float(teacher_forced),
-                      learning_rate=1e-2, beta=1.0, jit_compile=False)
+                      learning_rate=1e-2, beta=1.0)
     before = [ops.convert_to_numpy(v) for v in model.trainable_variables]
     frames, conditions = make_batch()
     model.train_on_batch({"frames": frames, "conditions": conditions})
@@ -184,7 +188,7 @@ def test_teacher_forced_fast_path_equals_stepping_on_ground_truth():
 @pytest.mark.parametrize("ratio", [0.0, 1.0])
 def test_teacher_forcing_ratio_picks_the_branch(ratio):
     """The train step's logged MSE is the chosen branch's loss on the pre-step weights."""
-    model = _compiled(SVG(TINY, seed=0), ratio, jit_compile=False)
+    model = _compiled(SVG(TINY, seed=0), ratio)
     randomize_weights(model, seed=1)
     model.optimizer.build(model.trainable_variables)
     frames, conditions = make_batch(batch=2)
@@ -226,7 +230,7 @@ def test_save_and_load_restores_every_weight(tmp_path):
 def test_a_few_fit_steps_lower_the_loss():
     keras.utils.set_random_seed(0)
     model = SVG(TINY, seed=0)
-    model.compile(keras.optimizers.Adam(2e-3), kl_annealing=KLAnnealing("none"), jit_compile=False)
+    model.compile(keras.optimizers.Adam(2e-3), kl_annealing=KLAnnealing("none"), jit_compile=ON_JAX)
     rng = np.random.default_rng(0)
     # Smooth, learnable frames: a constant colour per sequence that drifts slowly.
     colours = rng.random((4, 1, 1, 1, 3), dtype=np.float32)
@@ -242,7 +246,7 @@ def test_mixed_precision_trains_with_float32_outputs():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = SVG(TINY, seed=0)
-        model.compile(keras.optimizers.Adam(1e-3), jit_compile=False, run_eagerly=True)
+        model.compile(keras.optimizers.Adam(1e-3), jit_compile=ON_JAX, run_eagerly=not ON_JAX)
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
         frames, conditions = make_batch(batch=2)
         logs = model.train_on_batch({"frames": frames, "conditions": conditions}, return_dict=True)

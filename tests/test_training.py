@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -17,10 +18,12 @@ STEPS = 2
 
 def tiny_job(data, **changes):
     preset = get_preset("tiny")
-    # Eager: tracing the two training branches costs about a minute on this CPU, and the
-    # compiled path is covered by test_model's fit test.
+    # Eager on TensorFlow: tracing the two training branches costs about a minute on this
+    # CPU, and the compiled path is covered by test_model's fit test. JAX compiles quickly,
+    # and uncompiled it would re-trace every loop at every step.
+    on_jax = keras.backend.backend() == "jax"
     train = dataclasses.replace(preset.train, epochs=2, steps_per_epoch=STEPS, validation_steps=1,
-                                jit_compile=False, run_eagerly=True, kl="cyclical", kl_cycles=1, kl_ratio=0.5,
+                                jit_compile=on_jax, run_eagerly=not on_jax, kl="cyclical", kl_cycles=1, kl_ratio=0.5,
                                 tfr=1.0, tfr_start_decay_epoch=1, tfr_decay_step=0.5, tfr_floor=0.0)
     return training.TrainingJob(model=preset.model, train=train, data=str(data), preset="tiny",
                                 verbose=0, **changes)
@@ -52,6 +55,7 @@ def interrupted_then_resumed(generated_dir, tmp_path_factory):
     return job, after_first, result
 
 
+@pytest.mark.jax
 def test_run_folder_holds_log_curves_gifs_and_checkpoints(interrupted_then_resumed):
     _, after_first, result = interrupted_then_resumed
     run = result.run
@@ -70,6 +74,7 @@ def test_run_folder_holds_log_curves_gifs_and_checkpoints(interrupted_then_resum
     assert loaded.config == run.model_config()
 
 
+@pytest.mark.jax
 def test_resume_continues_iterations_and_schedules(interrupted_then_resumed):
     job, _, result = interrupted_then_resumed
     model = result.run.load_model()
