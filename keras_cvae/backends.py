@@ -110,7 +110,11 @@ def _jax_scan(step, init, xs, keep, layer):
     def body(carry_and_state, x):
         carry, state_values = carry_and_state
         mapping = [*zip(weights, weight_values), *zip(state, state_values)]
-        with keras.StatelessScope(state_mapping=mapping) as scope:
+        # Built with autocast off: under mixed precision a variable's `dtype` is the compute
+        # dtype, and the mapped values would be cast to it (float16 statistics).
+        with AutocastScope(None):
+            scope = keras.StatelessScope(state_mapping=mapping)
+        with scope:
             carry = step(carry, x)
         state_values = [scope.get_current_value(variable) for variable in state]
         return (carry, state_values), keep(carry)
