@@ -372,10 +372,10 @@ def _checked_batches(dataset):
 
     # A PyDataset (the NumPy engine) is indexed, not iterated; anything else is iterable.
     iterator = iterate_numpy(dataset) if isinstance(dataset, keras.utils.PyDataset) else iter(dataset)
-    if "tensorflow" not in sys.modules:
+    tf = sys.modules.get("tensorflow")  # a tf.data pipeline has imported it; None: blocked
+    if tf is None:
         yield from iterator
         return
-    import tensorflow as tf
 
     while True:
         try:

@@ -3,6 +3,7 @@
 import dataclasses
 import datetime
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -157,6 +158,17 @@ def compile_model(model: SVG, train_config: TrainConfig):
     model.optimizer.build(model.trainable_variables)
 
 
+def _tensorboard(log_dir):
+    """Keras's TensorBoard callback, or none without TensorFlow (it writes via tf.summary)."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        print("note: no TensorBoard logs without TensorFlow; log.csv and curves.png hold the "
+              "same curves", file=sys.stderr)
+        return []
+    return [keras.callbacks.TensorBoard(str(log_dir), write_graph=False)]
+
+
 def train(job: TrainingJob) -> TrainingResult:
     """Trains (or resumes) a run and returns its folder and history.
 
@@ -170,6 +182,8 @@ def train(job: TrainingJob) -> TrainingResult:
         run, info, model, train_config, state = _resume_run(job)
     else:
         run, info, model, train_config, state = _start_run(job)
+    info["backend"] = keras.backend.backend()  # of the latest session: resume may switch
+    run.write_info(info)
     compile_model(model, train_config)
     if "_checkpoint" in state:
         model.load_weights(state["_checkpoint"])
@@ -192,13 +206,11 @@ def train(job: TrainingJob) -> TrainingResult:
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(run.path / "log.csv"), append=initial_epoch > 0),
-        keras.callbacks.TensorBoard(str(run.path / "tensorboard"), write_graph=False),
+        *_tensorboard(run.path / "tensorboard"),
         RunCheckpoint(run, info, history, keep=train_config.checkpoints_to_keep),
         CurvePlotter(run.path / "curves.png", history, title),
         SampleGif(run.samples_dir, sample_batch, config.n_past, config.z_dim, train_config.seed),
     ]
-    info["backend"] = keras.backend.backend()  # of the latest session: resume may switch
-    run.write_info(info)
     model.fit(
         train_data,
         epochs=train_config.epochs,
