@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train_step.py --preset svg                 # TF, TF+XLA, JAX (XLA)
     python benchmarks/bench_train_step.py --preset small --configs jax  # one configuration
+    python benchmarks/bench_train_step.py --preset svg --configs jax --compile-only
 
 Times the real `model.train_on_batch` on a fixed random batch. The teacher-forcing ratio
 is 1 (always the teacher-forced branch: batched encoder and decoder) or 0 (always the
@@ -39,6 +40,9 @@ def parse_args():
     parser.add_argument("--timeout", type=int, default=1200,
                         help="seconds one configuration may take before it is reported as timed out")
     parser.add_argument("--mixed-precision", action="store_true", help="mixed precision (GPUs)")
+    parser.add_argument("--compile-only", action="store_true",
+                        help="JAX only: time the ahead-of-time XLA compile of the whole train step "
+                        "(both branches) and run no step")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     return parser.parse_args()
@@ -61,6 +65,8 @@ def time_branches(args, jit_compile):
     shape = (args.batch_size, preset.model.sequence_length)
     batch = {"frames": rng.random((*shape, 64, 64, 3), dtype=np.float32),
              "conditions": rng.normal(size=(*shape, 7)).astype("float32")}
+    if args.compile_only:
+        return {"compile": time_jax_compile(model, preset, args.batch_size, batch)}
     results = {}
     for name, ratio in (("teacher_forced", 1.0), ("free_running", 0.0)):
         train = replace(preset.train, batch_size=args.batch_size, jit_compile=jit_compile, tfr=ratio,
@@ -88,18 +94,43 @@ def time_branches(args, jit_compile):
     return results
 
 
+def time_jax_compile(model, preset, batch_size, batch):
+    """Seconds to trace and XLA-compile the JAX train step, both branches, no step run."""
+    import jax
+
+    from keras_cvae.config import replace
+    from keras_cvae.training import compile_model
+
+    compile_model(model, replace(preset.train, batch_size=batch_size, jit_compile=True))
+    state = tuple([v.value for v in variables] for variables in (
+        model.trainable_variables, model.non_trainable_variables,
+        model.optimizer.variables, model.metrics_variables))
+    start = time.perf_counter()
+    lowered = jax.jit(model.train_step).lower(state, batch)
+    traced = time.perf_counter() - start
+    lowered.compile()
+    total = time.perf_counter() - start
+    result = {"trace_s": round(traced, 2), "xla_compile_s": round(total - traced, 2),
+              "total_s": round(total, 2)}
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def run_config(args, name):
     """Runs one configuration in a fresh process; its results or why there are none."""
     backend, _ = CONFIGS[name]
     command = [sys.executable, __file__, "--worker", name, "--preset", args.preset,
                "--batch-size", str(args.batch_size), "--steps", str(args.steps)]
-    if args.mixed_precision:
-        command.append("--mixed-precision")
+    command += [flag for flag, on in (("--mixed-precision", args.mixed_precision),
+                                      ("--compile-only", args.compile_only)) if on]
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {args.timeout} s (compile included)"}
+    except subprocess.TimeoutExpired as timeout:
+        # The worker prints each branch's figures as it gets them: keep what came.
+        partial = timeout.stdout.decode() if isinstance(timeout.stdout, bytes) else (timeout.stdout or "")
+        return {"error": f"timed out after {args.timeout} s (compile included)",
+                "finished_before_timeout": partial.strip().splitlines()}
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -119,16 +150,14 @@ def main():
         "benchmark": "SVG train step (train_on_batch) per backend and teacher-forcing branch",
         "preset": args.preset, "batch_size": args.batch_size, "mixed_precision": args.mixed_precision,
         "results": results,
-        "command": f"python benchmarks/bench_train_step.py --preset {args.preset} --batch-size "
-                   f"{args.batch_size} --configs {' '.join(args.configs)}"
-                   + (" --mixed-precision" if args.mixed_precision else ""),
+        "command": "python " + " ".join(sys.argv),
         "git_commit": commit,
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                     "processor": platform.processor()},
         "load_average_after": list(os.getloadavg()),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"train_step-{args.preset}.json"
+    path = args.out / f"train_step-{args.preset}{'-compile' if args.compile_only else ''}.json"
     path.write_text(json.dumps(report, indent=2))
     print(f"wrote {path}")
 

@@ -1,7 +1,11 @@
-"""Shared fixtures: one tiny generated dataset per test session."""
+"""Shared fixtures: one tiny generated dataset per test session; the background JAX run."""
 
 import numpy as np
 import pytest
+
+import jax_rerun
+
+JAX_RUN = pytest.StashKey[jax_rerun.JaxRun]()
 
 # 260 train sequences: traj_0_to_255 (train) and traj_256_to_259 (val); 4 test sequences.
 N_TRAIN = 260
@@ -39,3 +43,21 @@ def small_bair_dir(tmp_path):
     bair.write_sequences(tmp_path / "ds" / "train" / bair.file_name(3, 4), seqs[3:5])
     bair.write_sequences(tmp_path / "ds" / "test" / bair.file_name(0, 1), seqs[5:])
     return tmp_path / "ds", seqs
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k have deselected
+def pytest_collection_modifyitems(session, config, items):
+    """Starts the JAX re-run now if its test is selected, so it overlaps the other tests."""
+    if any(item.name == jax_rerun.TEST_NAME for item in items):
+        config.stash[JAX_RUN] = jax_rerun.start()
+
+
+def pytest_unconfigure(config):
+    if JAX_RUN in config.stash:
+        jax_rerun.stop(config.stash[JAX_RUN])
+
+
+@pytest.fixture
+def jax_run(request):
+    """The background JAX run started at collection."""
+    return request.config.stash[JAX_RUN]
