@@ -70,7 +70,7 @@ def time_branches(args, jit_compile):
     results = {}
     for name, ratio in (("teacher_forced", 1.0), ("free_running", 0.0)):
         train = replace(preset.train, batch_size=args.batch_size, jit_compile=jit_compile, tfr=ratio,
-                        tfr_decay_step=0.0)
+                        tfr_floor=0.0, tfr_decay_step=0.0)
         compile_model(model, train)
         start = time.perf_counter()
         model.train_on_batch(batch)
