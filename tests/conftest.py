@@ -47,8 +47,11 @@ def small_bair_dir(tmp_path):
 
 @pytest.hookimpl(trylast=True)  # after -m/-k have deselected
 def pytest_collection_modifyitems(session, config, items):
-    """Starts the JAX re-run now if its test is selected, so it overlaps the other tests."""
-    if any(item.name == jax_rerun.TEST_NAME for item in items):
+    """Starts the JAX re-run now if its test is selected, and moves that test (which waits
+    for the run) to the end, so the run overlaps every other test."""
+    waiting = [item for item in items if item.name == jax_rerun.TEST_NAME]
+    if waiting:
+        items[:] = [item for item in items if item.name != jax_rerun.TEST_NAME] + waiting
         config.stash[JAX_RUN] = jax_rerun.start()
 
 
