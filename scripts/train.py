@@ -81,22 +81,22 @@ def main(argv=None):
     from keras_cvae.run_folder import RunError
     from keras_cvae.training import TrainingJob, summary_line, train
 
-    preset = get_preset(args.preset)
-    model_config = replace(preset.model, prior=args.prior)
-    train_config = replace(
-        preset.train,
-        epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-        validation_steps=args.validation_steps, batch_size=args.batch_size,
-        learning_rate=args.lr, beta=args.beta, kl=args.kl, kl_cycles=args.kl_cycles,
-        kl_ratio=args.kl_ratio, tfr=args.tfr, tfr_start_decay_epoch=args.tfr_start_decay_epoch,
-        tfr_decay_step=args.tfr_decay_step, tfr_floor=args.tfr_floor, seed=args.seed,
-        jit_compile=args.jit_compile, run_eagerly=args.run_eagerly,
-        mixed_precision=args.mixed_precision,
-    )
-    job = TrainingJob(model=model_config, train=train_config, data=args.data, out=args.out,
-                      resume=args.resume, preset=args.preset,
-                      verbose="auto" if args.verbose is None else args.verbose)
     try:
+        preset = get_preset(args.preset)
+        model_config = replace(preset.model, prior=args.prior)
+        train_config = replace(
+            preset.train,
+            epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+            validation_steps=args.validation_steps, batch_size=args.batch_size,
+            learning_rate=args.lr, beta=args.beta, kl=args.kl, kl_cycles=args.kl_cycles,
+            kl_ratio=args.kl_ratio, tfr=args.tfr, tfr_start_decay_epoch=args.tfr_start_decay_epoch,
+            tfr_decay_step=args.tfr_decay_step, tfr_floor=args.tfr_floor, seed=args.seed,
+            jit_compile=args.jit_compile, run_eagerly=args.run_eagerly,
+            mixed_precision=args.mixed_precision,
+        )
+        job = TrainingJob(model=model_config, train=train_config, data=args.data, out=args.out,
+                          resume=args.resume, preset=args.preset,
+                          verbose="auto" if args.verbose is None else args.verbose)
         result = train(job)
     except (DataError, RunError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
