@@ -254,3 +254,17 @@ def compiled(function, layer=None, jit_compile=False):
             return function(*args)
 
     return lambda *args: pure(_uncast_values(variables), *args)
+
+
+# ---------------------------------------------------------------------- training state
+def sync_variables(model):
+    """Makes `model`'s variables hold the current training state, mid-epoch included.
+
+    JAX's `fit` keeps the state in arrays between the steps of an epoch and frees the
+    variables' values; a callback that reads weights mid-epoch must write them back first.
+
+    Args:
+        model: The model being fitted.
+    """
+    if current_backend() == "jax" and getattr(model, "_jax_state", None) is not None:
+        model.jax_state_sync()

@@ -1,49 +1,201 @@
-"""Keras callbacks of a training run: checkpoints, curves and sample GIFs per epoch."""
+"""Keras callbacks of a training run: a divergence guard, checkpoints, curves and GIFs."""
 
-import json
+import math
+import time
 
 import keras
 import numpy as np
 
-from keras_cvae import visualize
-from keras_cvae.run_folder import atomic_save, atomic_write_text
+from keras_cvae import backends, visualize
+from keras_cvae.run_folder import atomic_save
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss, metric or weight stopped being finite.
+
+    Args:
+        epoch: Epoch (1-based) in which it happened.
+        step: Step of that epoch (1-based), or None if found at the epoch's end.
+        what: What was not finite.
+    """
+
+    def __init__(self, epoch, step, what):
+        where = f"epoch {epoch}" + (f" step {step}" if step is not None else "")
+        super().__init__(f"training diverged at {where}: {what}")
+        self.epoch = epoch
+        self.step = step
+
+
+def first_non_finite_weight(model):
+    """The path of the first model variable holding a NaN or infinity, or None.
+
+    Args:
+        model: A built model.
+    """
+    for variable in model.variables:
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
+            return variable.path
+    return None
+
+
+def _seed_states(model):
+    # Keras leaves the states of its random generators out of saved weights.
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+
+
+def random_state(model) -> list:
+    """The states of `model`'s random generators, for a checkpoint.
+
+    Args:
+        model: A built model.
+    """
+    return [keras.ops.convert_to_numpy(v).tolist() for v in _seed_states(model)]
+
+
+def restore_random_state(model, states):
+    """Puts back what `random_state` returned, so a resumed run draws the same noise.
+
+    Args:
+        model: The model `states` came from (same architecture).
+        states: The list from `random_state`.
+    """
+    for variable, value in zip(_seed_states(model), states, strict=True):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def _first_non_finite_log(logs):
+    for name, value in (logs or {}).items():
+        if not math.isfinite(float(value)):
+            return f"{name} is {float(value)}"
+    return None
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, metric or weight by raising
+    `TrainingDiverged`, before any later callback can save the bad state.
+
+    Placed first in the callback list. Keras's `TerminateOnNaN` only stops after the
+    epoch, whose end-of-epoch callbacks would then save NaN weights.
+
+    Args:
+        first_step: Steps already done in the first epoch (a run resumed mid-epoch).
+    """
+
+    def __init__(self, first_step=0):
+        super().__init__()
+        self.pending_offset = first_step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.offset, self.pending_offset = self.pending_offset, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        problem = _first_non_finite_log(logs)
+        if problem:
+            raise TrainingDiverged(self.epoch + 1, self.offset + batch + 1, problem)
+
+    def on_epoch_end(self, epoch, logs=None):
+        backends.sync_variables(self.model)
+        problem = _first_non_finite_log(logs)
+        weight = first_non_finite_weight(self.model)
+        if problem or weight:
+            raise TrainingDiverged(epoch + 1, None, problem or f"weight {weight} is not finite")
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """After each epoch: model + optimizer checkpoint, model.keras and run.json, atomically.
+    """Saves the run: after each epoch, and as a backup every so many steps or minutes.
 
-    The optimizer state includes its iteration count, from which the KL and
+    At an epoch's end it writes, each atomically and in this order, the checkpoint (model
+    and optimizer weights, then its JSON state: position and history), log.csv from that
+    history, model.keras and run.json; then it prunes old checkpoints. A kill at any
+    moment leaves the newest complete checkpoint, and the log is rewritten from a
+    checkpoint's history on resume, so rows are never duplicated or lost.
+
+    A backup is a checkpoint taken mid-epoch; its state also holds the epoch's metric
+    accumulators, so the resumed epoch logs the same means as an uninterrupted one.
+    The optimizer state includes the iteration count, from which the KL and
     teacher-forcing schedules are computed, so a resumed run continues them exactly.
 
     Args:
         run: The `RunFolder`.
         info: The run.json dict; its "epochs_done" is updated.
         history: Per-epoch logs of earlier epochs (a resumed run's past), extended here.
-        keep: Newest checkpoints kept.
+        keep: Newest end-of-epoch checkpoints kept.
+        steps_per_epoch: Steps of a full epoch.
+        backup_every_steps: Backup interval in steps (0: none).
+        backup_every_seconds: Backup interval in seconds (0: none).
+        first_step: Steps already done in the first epoch (a run resumed mid-epoch).
     """
 
-    def __init__(self, run, info, history, keep):
+    def __init__(self, run, info, history, keep, steps_per_epoch, backup_every_steps=0,
+                 backup_every_seconds=0.0, first_step=0):
         super().__init__()
         self.run = run
         self.info = dict(info)
         self.history = history
         self.keep = keep
+        self.steps_per_epoch = steps_per_epoch
+        self.backup_every_steps = backup_every_steps
+        self.backup_every_seconds = backup_every_seconds
+        self.pending_offset = first_step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.step, self.pending_offset = self.pending_offset, 0
+        self.last_backup = (self.step, time.monotonic())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step >= self.steps_per_epoch:
+            return  # the epoch's checkpoint follows
+        steps_due = self.backup_every_steps and self.step - self.last_backup[0] >= self.backup_every_steps
+        seconds_due = (self.backup_every_seconds
+                       and time.monotonic() - self.last_backup[1] >= self.backup_every_seconds)
+        if steps_due or seconds_due:
+            self._backup()
+
+    def _backup(self):
+        backends.sync_variables(self.model)
+        if first_non_finite_weight(self.model):
+            return  # the guard stops the run at the next step's loss
+        metrics = [keras.ops.convert_to_numpy(v).tolist() for v in self.model.metrics_variables]
+        state = {"epoch": self.epoch, "step": self.step, "history": self.history, "metrics": metrics,
+                 "random_state": random_state(self.model)}
+        self.run.write_checkpoint(self.run.checkpoint(self.epoch, self.step), self.model.save_weights, state)
+        self.run.prune_checkpoints(self.keep)
+        self.last_backup = (self.step, time.monotonic())
 
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
-        weights_path = self.run.checkpoint_path(epoch + 1)
-        atomic_save(weights_path, self.model.save_weights)
-        atomic_write_text(
-            weights_path.with_name(weights_path.name.replace(".weights.h5", ".json")),
-            json.dumps({"epoch": epoch + 1, "history": self.history}, indent=1),
-        )
+        state = {"epoch": epoch + 1, "step": 0, "history": self.history,
+                 "random_state": random_state(self.model)}
+        self.run.write_checkpoint(self.run.checkpoint(epoch + 1), self.model.save_weights, state)
+        self.run.write_log(self.history)
         atomic_save(self.run.model_file, lambda path: self.model.save(path, include_optimizer=False))
         self.info["epochs_done"] = epoch + 1
         self.run.write_info(self.info)
-        for stale in self.run.checkpoints()[: -self.keep]:
-            stale.unlink()
-            stale.with_name(stale.name.replace(".weights.h5", ".json")).unlink(missing_ok=True)
+        self.run.prune_checkpoints(self.keep)
+
+
+class RestoreEpochMetrics(keras.callbacks.Callback):
+    """Puts a mid-epoch backup's metric accumulators back at the start of its epoch.
+
+    `fit` resets the metrics before `on_epoch_begin`, so this runs after the reset.
+
+    Args:
+        values: The backup's `metrics` (one array per `model.metrics_variables`), or None.
+    """
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.values is not None:
+            for variable, value in zip(self.model.metrics_variables, self.values):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
+            self.values = None
 
 
 class CurvePlotter(keras.callbacks.Callback):
@@ -62,7 +214,12 @@ class CurvePlotter(keras.callbacks.Callback):
         self.title = title
 
     def on_epoch_end(self, epoch, logs=None):
-        visualize.plot_curves(self.path, self.history, title=self.title)
+        self.draw()
+
+    def draw(self):
+        """Draws the history as it stands (a resumed run redraws a plot a kill cut short)."""
+        if self.history:
+            visualize.plot_curves(self.path, self.history, title=self.title)
 
 
 class SampleGif(keras.callbacks.Callback):
@@ -88,6 +245,13 @@ class SampleGif(keras.callbacks.Callback):
         self.noise = np.random.default_rng(seed).standard_normal((1, horizon, z_dim), "float32")
 
     def on_epoch_end(self, epoch, logs=None):
+        self.write(epoch + 1)
+
+    def path(self, epoch):
+        return self.directory / f"epoch-{epoch:04d}.gif"
+
+    def write(self, epoch):
+        """Writes the GIF of the model as it is after `epoch` epochs."""
         inputs = {
             "context": self.frames[:, : self.n_past],
             "conditions": self.conditions,
@@ -95,5 +259,5 @@ class SampleGif(keras.callbacks.Callback):
         }
         prediction = keras.ops.convert_to_numpy(self.model(inputs, training=False))[0]
         visualize.save_comparison_gif(
-            self.directory / f"epoch-{epoch + 1:04d}.gif", self.frames[0], prediction, self.n_past
+            self.path(epoch), self.frames[0], prediction, self.n_past
         )

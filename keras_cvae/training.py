@@ -2,7 +2,7 @@
 
 import dataclasses
 import datetime
-import json
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +11,16 @@ from typing import Optional
 import keras
 
 from keras_cvae import data as data_lib
-from keras_cvae.callbacks import CurvePlotter, RunCheckpoint, SampleGif
+from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, RestoreEpochMetrics, RunCheckpoint,
+                                  SampleGif, TrainingDiverged, restore_random_state)
 from keras_cvae.config import ModelConfig, TrainConfig
 from keras_cvae.model import SVG
-from keras_cvae.run_folder import RunError, RunFolder
+from keras_cvae.run_folder import LOCK_FILE, Checkpoint, RunError, RunFolder, atomic_save
 from keras_cvae.schedules import schedules_from_config
+
+# What a resumed run may change: the length of the run, the step size (after a
+# divergence), and how validation and the steps run. Everything else defines the run.
+RESUMABLE_SETTINGS = ("epochs", "learning_rate", "validation_steps", "jit_compile", "run_eagerly")
 
 
 @dataclass(frozen=True)
@@ -23,14 +28,22 @@ class TrainingJob:
     """Everything a training run needs.
 
     Args:
-        model: Model sizes (ignored on resume: the run's own config is used).
-        train: Training settings (on resume only `epochs` is taken, to extend the run).
-        data: Data source for `make_dataset`, or None for the embedded dataset.
+        model: Model sizes of a new run (a resumed run keeps its own).
+        train: Training settings of a new run (a resumed run keeps its own, see
+            `resume_changes`).
+        data: Data source for `make_dataset`, or None: the embedded dataset for a new run,
+            the run's own source on resume.
         out: Run folder to create; None makes `runs/<time>-<preset>-<kl>`.
         resume: Run folder to continue from its newest checkpoint, or None.
+        resume_changes: Training settings to change on resume ({name: value}, names from
+            `RESUMABLE_SETTINGS`), e.g. {"epochs": 50}.
         preset: Name of the preset the configs came from (recorded in run.json).
         runs_root: Parent folder of new runs when `out` is None.
         verbose: Keras progress output: "auto", 0, 1 (bar) or 2 (a line per epoch).
+        backup_every_steps: Mid-epoch backup interval in steps (0: none).
+        backup_minutes: Mid-epoch backup interval in minutes (0: none).
+        data_engine: `make_dataset` engine ("tf", "numpy" or None for its default). With
+            "numpy" a resumed run continues the exact data stream of an uninterrupted one.
     """
 
     model: ModelConfig
@@ -38,9 +51,17 @@ class TrainingJob:
     data: Optional[str] = None
     out: Optional[Path] = None
     resume: Optional[Path] = None
+    resume_changes: Optional[dict] = None
     preset: str = "svg"
     runs_root: Path = Path("runs")
     verbose: object = "auto"
+    backup_every_steps: int = 0
+    backup_minutes: float = 10.0
+    data_engine: Optional[str] = None
+
+    def __post_init__(self):
+        if self.backup_every_steps < 0 or self.backup_minutes < 0:
+            raise ValueError("backup intervals (--backup-every, --backup-minutes) must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -82,26 +103,35 @@ class ValidationBatches(keras.utils.PyDataset):
         return self.batches[index]
 
 
-def _new_run_folder(job: TrainingJob) -> RunFolder:
+def _new_run_path(job: TrainingJob) -> Path:
     if job.out is not None:
-        path = Path(job.out)
-        if path.exists() and any(path.iterdir()):
-            raise RunError(f"{path}: already exists and is not empty; use --resume to continue it")
-        return RunFolder(path)
+        return Path(job.out)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(job.runs_root) / f"{stamp}-{job.preset}-{job.train.kl}"
     suffix = 1
     while path.exists():
         suffix += 1
         path = Path(job.runs_root) / f"{stamp}-{job.preset}-{job.train.kl}-{suffix}"
-    return RunFolder(path)
+    return path
 
 
-def _start_run(job: TrainingJob):
-    """Creates a new run: (run folder, run info, model, train config, history)."""
-    run = _new_run_folder(job)
-    mean, std = data_lib.condition_statistics(job.data)
-    info = {
+def _claim_new_folder(run: RunFolder):
+    """Makes sure a new run may use `run.path`: empty, or a run that never saved a checkpoint
+    (a start that failed or was killed), which is cleared."""
+    contents = [p for p in run.path.iterdir() if p.name != LOCK_FILE]
+    if not contents:
+        return
+    if run.run_file.is_file() and not run.checkpoints():
+        print(f"note: {run.path} holds a run that never saved a checkpoint; starting it over",
+              file=sys.stderr)
+        run.clear()
+        return
+    raise RunError(f"{run.path}: already exists and is not empty; use --resume to continue it")
+
+
+def _new_run_info(job: TrainingJob) -> dict:
+    mean, std = data_lib.condition_statistics(job.data, engine=job.data_engine)
+    return {
         "model": job.model.to_dict(),
         "train": job.train.to_dict(),
         "data": None if job.data is None else str(job.data),
@@ -111,30 +141,44 @@ def _start_run(job: TrainingJob):
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "epochs_done": 0,
     }
-    run.write_info(info)
-    model = SVG(job.model, condition_mean=info["condition_mean"],
-                condition_std=info["condition_std"], seed=job.train.seed)
-    return run, info, model, job.train, {}
 
 
-def _resume_run(job: TrainingJob):
-    """Reopens a run at its newest checkpoint: (run folder, info, model, train config, history).
-
-    The optimizer is built first so that its state, iteration count included, is restored
-    with the weights.
-    """
-    run = RunFolder(Path(job.resume))
+def _reopen(run: RunFolder, job: TrainingJob):
+    """(info, train config, newest checkpoint or None) of a run to resume, with the changes
+    the job asks for applied and recorded."""
     info = run.read_info()
+    changes = dict(job.resume_changes or {})
+    train_config = run.train_config()
+    for name, value in changes.items():
+        if name not in RESUMABLE_SETTINGS:
+            raise RunError(
+                f"{run.run_file}: {name} cannot change when resuming (the run keeps "
+                f"{name}={getattr(train_config, name)!r}); only {', '.join(RESUMABLE_SETTINGS)} "
+                "can, or start a new run"
+            )
+    train_config = dataclasses.replace(train_config, **changes)
+    if job.data is not None:
+        info["data"] = str(job.data)
     checkpoints = run.checkpoints()
-    if not checkpoints:
-        raise RunError(f"{run.checkpoint_dir}: no checkpoint to resume from")
-    train_config = dataclasses.replace(run.train_config(), epochs=job.train.epochs)
+    checkpoint = checkpoints[-1] if checkpoints else None
+    if checkpoint is None:
+        print(f"note: {run.path} has no checkpoint yet; starting the run over", file=sys.stderr)
+        run.clear()
     info["train"] = train_config.to_dict()
-    model = SVG(run.model_config(), condition_mean=info["condition_mean"],
-                condition_std=info["condition_std"], seed=train_config.seed)
-    state = json.loads(checkpoints[-1].with_name(
-        checkpoints[-1].name.replace(".weights.h5", ".json")).read_text())
-    return run, info, model, train_config, {"_checkpoint": checkpoints[-1], **state}
+    info.setdefault("resumes", []).append({
+        "from": checkpoint.name if checkpoint else None,
+        "changes": changes,
+        "time": datetime.datetime.now().isoformat(timespec="seconds"),
+    })
+    return info, train_config, checkpoint
+
+
+def _load_checkpoint(model: SVG, checkpoint: Checkpoint):
+    try:
+        model.load_weights(checkpoint.weights_path)
+    except Exception as error:  # h5py and Keras raise many types for a damaged or foreign file.
+        raise RunError(f"{checkpoint.weights_path}: cannot be loaded into this run's model "
+                       f"({type(error).__name__}: {error})") from None
 
 
 def compile_model(model: SVG, train_config: TrainConfig):
@@ -172,55 +216,129 @@ def _tensorboard(log_dir):
 def train(job: TrainingJob) -> TrainingResult:
     """Trains (or resumes) a run and returns its folder and history.
 
+    The run folder is locked while training. A new run that ends, however, before its
+    first checkpoint is removed again: it holds nothing trained.
+
     Args:
         job: The `TrainingJob`.
+
+    Raises:
+        RunError: The folder is in use, not resumable or not claimable, a checkpoint does
+            not load, or training diverged (nothing after the last good checkpoint is saved).
+        DataError: Bad data.
     """
-    if job.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    keras.utils.set_random_seed(job.train.seed)
     if job.resume is not None:
-        run, info, model, train_config, state = _resume_run(job)
+        run = RunFolder(Path(job.resume))
+        run.read_info()  # fails, naming the file, before anything is created
     else:
-        run, info, model, train_config, state = _start_run(job)
+        run = RunFolder(_new_run_path(job))
+    created = not run.path.exists()
+    with run.lock():
+        owned = False
+        learning_rate = job.train.learning_rate
+        try:
+            run.remove_temporaries()
+            if job.resume is not None:
+                info, train_config, checkpoint = _reopen(run, job)
+            else:
+                _claim_new_folder(run)
+                owned = True
+                info, train_config, checkpoint = _new_run_info(job), job.train, None
+            learning_rate = train_config.learning_rate
+            return _train_locked(run, info, train_config, checkpoint, job)
+        except BaseException as error:
+            discarded = owned and not run.checkpoints()
+            if discarded:
+                shutil.rmtree(run.path) if created else run.clear()
+            if isinstance(error, TrainingDiverged):
+                raise RunError(_divergence_message(run, error, discarded, learning_rate)) from None
+            raise
+
+
+def _divergence_message(run: RunFolder, error: TrainingDiverged, discarded: bool, learning_rate) -> str:
+    if discarded:
+        return (f"{run.path}: {error}; no checkpoint had been saved, so the run folder was "
+                f"removed. Try a learning rate below {learning_rate:g} (--lr).")
+    return (f"{run.path}: {error}; nothing after the last good checkpoint "
+            f"({run.checkpoints()[-1].name}) was saved. Resume it with a lower learning rate: "
+            f"python scripts/train.py --resume {run.path} --lr {learning_rate / 10:g}")
+
+
+def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpoint, job: TrainingJob):
+    if train_config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.utils.set_random_seed(train_config.seed)
+    model = SVG(ModelConfig.from_dict(info["model"]), condition_mean=info["condition_mean"],
+                condition_std=info["condition_std"], seed=train_config.seed)
+    compile_model(model, train_config)
+    state = {"epoch": 0, "step": 0, "history": {}}
+    if checkpoint is not None:
+        _load_checkpoint(model, checkpoint)
+        state = checkpoint.read_state()
+        restore_random_state(model, state["random_state"])
+        # The optimizer's learning rate is a variable restored with the checkpoint.
+        model.optimizer.learning_rate = train_config.learning_rate
+    history, epoch, step = state["history"], state["epoch"], state["step"]
+    # model.keras is written after a checkpoint and before run.json counts its epoch.
+    model_file_lags = checkpoint is not None and step == 0 and info.get("epochs_done") != epoch
+    info["epochs_done"] = epoch
     info["backend"] = keras.backend.backend()  # of the latest session: resume may switch
     run.write_info(info)
-    compile_model(model, train_config)
-    if "_checkpoint" in state:
-        model.load_weights(state["_checkpoint"])
-    history = state.get("history", {})
-    initial_epoch = state.get("epoch", 0)
 
     config = model.config
-    windows = dict(n_past=config.n_past, n_future=config.n_future)
-    train_data = data_lib.make_dataset(job.data, "train", **windows, batch_size=train_config.batch_size,
-                                       training=True, seed=train_config.seed + initial_epoch)
+    windows = dict(n_past=config.n_past, n_future=config.n_future, batch_size=train_config.batch_size)
     val_data = ValidationBatches(list(data_lib.iterate_numpy(
-        data_lib.make_dataset(job.data, "val", **windows, batch_size=train_config.batch_size,
-                              training=False),
+        data_lib.make_dataset(info["data"], "val", **windows, training=False, engine=job.data_engine),
         max_batches=train_config.validation_steps,
     )))
-    sample_batch = val_data[0]
     title = f"{run.path.name}: {info['preset']} preset, KL {train_config.kl}"
-    # Logs first and the checkpoint after them: an epoch counts as done once its
-    # checkpoint exists, and by then its CSV row is written.
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(run.path / "log.csv"), append=initial_epoch > 0),
+    curves = CurvePlotter(run.path / "curves.png", history, title)
+    gifs = SampleGif(run.samples_dir, val_data[0], config.n_past, config.z_dim, train_config.seed)
+    callbacks = [  # the guard first: it stops before anything saves a diverged state
+        DivergenceGuard(first_step=step),
+        RestoreEpochMetrics(state.get("metrics")),
         *_tensorboard(run.path / "tensorboard"),
-        RunCheckpoint(run, info, history, keep=train_config.checkpoints_to_keep),
-        CurvePlotter(run.path / "curves.png", history, title),
-        SampleGif(run.samples_dir, sample_batch, config.n_past, config.z_dim, train_config.seed),
+        RunCheckpoint(run, info, history, keep=train_config.checkpoints_to_keep,
+                      steps_per_epoch=train_config.steps_per_epoch,
+                      backup_every_steps=job.backup_every_steps,
+                      backup_every_seconds=60.0 * job.backup_minutes, first_step=step),
+        curves,
+        gifs,
     ]
-    model.fit(
-        train_data,
-        epochs=train_config.epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=train_config.steps_per_epoch,
-        validation_data=val_data,
-        callbacks=callbacks,
-        verbose=job.verbose,
-        shuffle=False,  # the datasets shuffle themselves
-    )
+    if checkpoint is not None and step == 0:
+        # Whatever a kill cut short after this checkpoint was written: the log row, the
+        # model file, the plot or the GIF.
+        run.write_log(history)
+        if model_file_lags:
+            atomic_save(run.model_file, lambda path: model.save(path, include_optimizer=False))
+        curves.draw()
+        if epoch and not gifs.path(epoch).is_file():
+            gifs.write(epoch)
+    if epoch >= train_config.epochs:
+        print(f"note: {run.path} has finished its {train_config.epochs} epochs; pass --epochs to "
+              "extend it", file=sys.stderr)
+        return TrainingResult(run, history)
+
+    def fit(first_epoch, first_step, steps, extra_callbacks=()):
+        start = first_epoch * train_config.steps_per_epoch + first_step
+        model.fit(
+            data_lib.make_dataset(info["data"], "train", **windows, training=True, seed=train_config.seed,
+                                  engine=job.data_engine, start_batch=start),
+            epochs=train_config.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps,
+            validation_data=val_data,
+            callbacks=[*callbacks, *extra_callbacks],
+            verbose=job.verbose,
+            shuffle=False,  # the datasets shuffle themselves
+        )
+
+    if step:  # finish the epoch a backup stopped in, then go on with whole epochs
+        stop = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: setattr(model, "stop_training", True))
+        fit(epoch, step, train_config.steps_per_epoch - step, [stop])
+        epoch += 1
+    if epoch < train_config.epochs:
+        fit(epoch, 0, train_config.steps_per_epoch)
     return TrainingResult(run, history)
 
 

@@ -20,7 +20,7 @@ def parse_args(argv=None):
         values = {name: getattr(getattr(p, section), field) for name, p in defaults.items()}
         return "preset default: " + ", ".join(f"{k} {v}" for k, v in values.items())
 
-    parser.add_argument("--preset", choices=sorted(defaults), default="svg",
+    parser.add_argument("--preset", choices=sorted(defaults), default=None,
                         help="model and training sizes: svg = the reference BAIR settings "
                         "(needs a GPU), small = narrow model for CPU demos, tiny = unit tests "
                         "(default: svg)")
@@ -33,8 +33,21 @@ def parse_args(argv=None):
     parser.add_argument("--out", type=Path, default=None,
                         help="new run folder (default: runs/<time>-<preset>-<kl>)")
     parser.add_argument("--resume", type=Path, default=None,
-                        help="continue this run folder from its newest checkpoint; its own "
-                        "configs are used, only --epochs may extend it")
+                        help="continue this run folder from its newest checkpoint (or start it "
+                        "over if it has none) with its own settings; only --epochs, --lr, "
+                        "--validation-steps, --no-xla and --run-eagerly may change them, and "
+                        "--data may point at its moved data")
+    parser.add_argument("--backup-every", type=int, default=0, metavar="STEPS",
+                        help="also save a mid-epoch backup every STEPS steps, so a kill loses at "
+                        "most that many (default: 0, off)")
+    parser.add_argument("--backup-minutes", type=float, default=10.0, metavar="MINUTES",
+                        help="also save a mid-epoch backup every MINUTES minutes (0: off; "
+                        "default: 10)")
+    parser.add_argument("--data-engine", choices=("tf", "numpy"), default=None,
+                        help="input pipeline: tf (tf.data, fastest) or numpy (no TensorFlow; a "
+                        "resumed run continues exactly the data stream of an uninterrupted one, "
+                        "where tf.data starts a fresh seeded stream) (default: tf if TensorFlow "
+                        "is installed)")
     parser.add_argument("--prior", choices=PRIORS, default=None,
                         help="learned (SVG-LP) or fixed N(0, I) (SVG-FP); " + preset_default("prior", "model"))
     parser.add_argument("--epochs", type=int, default=None, help=preset_default("epochs"))
@@ -74,6 +87,34 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+TRAIN_FLAGS = {  # TrainConfig field: argparse destination
+    "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "validation_steps": "validation_steps",
+    "batch_size": "batch_size", "learning_rate": "lr", "beta": "beta", "kl": "kl",
+    "kl_cycles": "kl_cycles", "kl_ratio": "kl_ratio", "tfr": "tfr",
+    "tfr_start_decay_epoch": "tfr_start_decay_epoch", "tfr_decay_step": "tfr_decay_step",
+    "tfr_floor": "tfr_floor", "seed": "seed", "jit_compile": "jit_compile",
+    "run_eagerly": "run_eagerly", "mixed_precision": "mixed_precision",
+}
+
+
+def _job_from_args(args, job_class):
+    given = {field: getattr(args, dest) for field, dest in TRAIN_FLAGS.items()
+             if getattr(args, dest) is not None}
+    if args.resume is not None and (args.preset is not None or args.prior is not None):
+        raise ValueError("--preset and --prior define a new run; a resumed run keeps its model")
+    preset_name = args.preset or "svg"
+    preset = get_preset(preset_name)
+    return job_class(
+        model=replace(preset.model, prior=args.prior),
+        train=preset.train if args.resume is not None else replace(preset.train, **given),
+        data=args.data, out=args.out, resume=args.resume,
+        resume_changes=given if args.resume is not None else None, preset=preset_name,
+        verbose="auto" if args.verbose is None else args.verbose,
+        backup_every_steps=args.backup_every, backup_minutes=args.backup_minutes,
+        data_engine=args.data_engine,
+    )
+
+
 def main(argv=None):
     args = parse_args(argv)
     select_backend(args.backend)
@@ -82,21 +123,7 @@ def main(argv=None):
     from keras_cvae.training import TrainingJob, summary_line, train
 
     try:
-        preset = get_preset(args.preset)
-        model_config = replace(preset.model, prior=args.prior)
-        train_config = replace(
-            preset.train,
-            epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-            validation_steps=args.validation_steps, batch_size=args.batch_size,
-            learning_rate=args.lr, beta=args.beta, kl=args.kl, kl_cycles=args.kl_cycles,
-            kl_ratio=args.kl_ratio, tfr=args.tfr, tfr_start_decay_epoch=args.tfr_start_decay_epoch,
-            tfr_decay_step=args.tfr_decay_step, tfr_floor=args.tfr_floor, seed=args.seed,
-            jit_compile=args.jit_compile, run_eagerly=args.run_eagerly,
-            mixed_precision=args.mixed_precision,
-        )
-        job = TrainingJob(model=model_config, train=train_config, data=args.data, out=args.out,
-                          resume=args.resume, preset=args.preset,
-                          verbose="auto" if args.verbose is None else args.verbose)
+        job = _job_from_args(args, TrainingJob)
         result = train(job)
     except (DataError, RunError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

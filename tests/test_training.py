@@ -3,6 +3,8 @@
 import csv
 import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -61,13 +63,14 @@ def test_run_folder_holds_log_curves_gifs_and_checkpoints(interrupted_then_resum
     run = result.run
     assert after_first["epochs_done"] == 1
     assert run.read_info()["epochs_done"] == 2
-    assert [p.name for p in run.checkpoints()] == ["epoch-0001.weights.h5", "epoch-0002.weights.h5"]
+    assert [c.name for c in run.checkpoints()] == ["epoch-0001", "epoch-0002"]
     assert (run.path / "curves.png").stat().st_size > 0
     assert sorted(p.name for p in run.samples_dir.iterdir()) == ["epoch-0001.gif", "epoch-0002.gif"]
     assert any((run.path / "tensorboard").rglob("events.out.tfevents*"))
     with open(run.path / "log.csv") as stream:
         rows = list(csv.DictReader(stream))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]  # the resumed epoch appended, not restarted
+    assert [int(r["epoch"]) for r in rows] == [1, 2]  # the resumed epoch appended, not restarted
+    assert run.train_config() == tiny_job(".").train  # resumed without changes: its own settings
     for key in ("loss", "mse", "kl", "beta", "tfr", "psnr", "val_psnr", "val_copy_last_psnr"):
         assert len(result.history[key]) == 2, key
     loaded = run.load_model()
@@ -79,7 +82,7 @@ def test_resume_continues_iterations_and_schedules(interrupted_then_resumed):
     job, _, result = interrupted_then_resumed
     model = result.run.load_model()
     training.compile_model(model, job.train)
-    model.load_weights(result.run.checkpoints()[-1])
+    model.load_weights(result.run.checkpoints()[-1].weights_path)
     assert int(model.optimizer.iterations) == 2 * STEPS
     # The logged beta and tfr of each epoch are the means of the schedules over its steps,
     # computed here independently of the run.
@@ -93,10 +96,106 @@ def test_resume_continues_iterations_and_schedules(interrupted_then_resumed):
         assert result.history["tfr"][epoch] == pytest.approx(expected_tfr, abs=1e-6)
 
 
-def test_resume_without_checkpoint_and_reused_out_are_clear_errors(tmp_path, generated_dir):
-    run = RunFolder(tmp_path / "empty-run")
-    run.write_info({"model": {}, "train": {}})
-    with pytest.raises(RunError, match="no checkpoint"):
-        training.train(tiny_job(generated_dir, resume=run.path))
+def test_resume_rejects_a_change_to_what_defines_the_run(interrupted_then_resumed):
+    job, _, result = interrupted_then_resumed
+    before = result.run.run_file.read_text()
+    with pytest.raises(RunError, match="kl cannot change when resuming"):
+        training.train(dataclasses.replace(job, out=None, resume=result.run.path,
+                                           resume_changes={"kl": "none"}))
+    assert result.run.run_file.read_text() == before
+
+
+def test_out_of_an_unrelated_folder_is_refused_and_left_as_it_was(tmp_path, generated_dir):
+    (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(RunError, match="already exists"):
-        training.train(tiny_job(generated_dir, out=run.path))
+        training.train(tiny_job(generated_dir, out=tmp_path))
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_start_that_never_saved_can_be_restarted_or_resumed(tmp_path, generated_dir):
+    """A folder left by a start killed before its first checkpoint blocks nothing."""
+    one_step = dict(epochs=1, steps_per_epoch=1)
+    job = tiny_job(generated_dir, out=tmp_path / "run")
+    job = dataclasses.replace(job, train=dataclasses.replace(job.train, **one_step))
+    killed = RunFolder(tmp_path / "run")
+    killed.write_info({**training._new_run_info(job), "train": job.train.to_dict()})
+    (killed.path / "log.csv").write_text("epoch,loss\n")
+    (killed.path / ".tmp-99-model.keras").write_text("half")
+    result = training.train(job)
+    assert [c.name for c in result.run.checkpoints()] == ["epoch-0001"]
+    assert not (killed.path / ".tmp-99-model.keras").exists()
+    for checkpoint in result.run.checkpoints():
+        checkpoint.remove()
+    resumed = training.train(dataclasses.replace(job, out=None, resume=killed.path))
+    assert [c.name for c in resumed.run.checkpoints()] == ["epoch-0001"]
+    assert [r["from"] for r in resumed.run.read_info()["resumes"]] == [None]
+
+
+def test_a_second_process_on_the_same_folder_is_refused(tmp_path, generated_dir):
+    run = RunFolder(tmp_path / "run")
+    with run.lock():
+        with pytest.raises(RunError, match="in use by another training process"):
+            training.train(tiny_job(generated_dir, out=run.path))
+        assert [p.name for p in run.path.iterdir()] == [".lock"]
+
+
+def test_a_new_run_that_diverges_stops_with_an_error_and_leaves_no_folder(tmp_path, generated_dir):
+    job = tiny_job(generated_dir, out=tmp_path / "run")
+    job = dataclasses.replace(job, train=dataclasses.replace(job.train, learning_rate=1e30))
+    with pytest.raises(RunError, match="diverged at epoch 1 step .*no checkpoint had been saved"):
+        training.train(job)
+    assert not (tmp_path / "run").exists()
+
+
+def file_digests(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+            and "tensorboard" not in p.parts}
+
+
+def test_a_resumed_run_that_diverges_damages_nothing(interrupted_then_resumed, tmp_path):
+    job, _, result = interrupted_then_resumed
+    copy = tmp_path / "run"
+    shutil.copytree(result.run.path, copy)
+    before = file_digests(copy)
+    resume = dataclasses.replace(job, out=None, resume=copy,
+                                 resume_changes={"epochs": 4, "learning_rate": 1e30})
+    with pytest.raises(RunError, match="diverged at epoch 3 .*last good checkpoint \\(epoch-0002\\)"):
+        training.train(resume)
+    after = file_digests(copy)
+    after.pop(Path("run.json"))  # records the attempt to resume
+    before.pop(Path("run.json"))
+    assert after == before  # checkpoints, model.keras, log.csv, curves and GIFs untouched
+
+
+def test_a_backup_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, generated_dir):
+    """Killed after a mid-epoch backup and resumed, a run ends with the same weights and
+    logs as an uninterrupted one (the NumPy data engine continues the exact stream)."""
+    job = dataclasses.replace(tiny_job(generated_dir), data_engine="numpy", backup_every_steps=1)
+    job = dataclasses.replace(job, train=dataclasses.replace(job.train, steps_per_epoch=3))
+    straight = training.train(dataclasses.replace(job, out=tmp_path / "straight"))
+    original = training.RunCheckpoint._backup
+
+    def backup_then_die(self):
+        original(self)
+        if self.epoch == 1 and self.step == 1:
+            raise Interrupt
+
+    training.RunCheckpoint._backup = backup_then_die
+    try:
+        with pytest.raises(Interrupt):
+            training.train(dataclasses.replace(job, out=tmp_path / "killed"))
+    finally:
+        training.RunCheckpoint._backup = original
+    killed = RunFolder(tmp_path / "killed")
+    assert killed.checkpoints()[-1].name == "epoch-0001-step-000001"
+    resumed = training.train(dataclasses.replace(job, resume=killed.path))
+    assert [c.name for c in resumed.run.checkpoints()] == ["epoch-0001", "epoch-0002"]
+    logged = {path: list(csv.DictReader(open(path / "log.csv"))) for path in (straight.run.path, killed.path)}
+    assert [row.keys() for row in logged[killed.path]] == [row.keys() for row in logged[straight.run.path]]
+    for name, values in straight.history.items():
+        np.testing.assert_allclose(resumed.history[name], values, rtol=1e-6, err_msg=name)
+        np.testing.assert_allclose([float(row[name]) for row in logged[killed.path]], values,
+                                   rtol=1e-6, err_msg=name)
+    for a, b in zip(straight.run.load_model().weights, resumed.run.load_model().weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
+                                      err_msg=a.path)

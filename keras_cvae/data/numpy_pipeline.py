@@ -119,12 +119,15 @@ class WindowBatches:
         training: Infinite shuffled stream with random window starts (see the module
             docstring), or one pass in file order with window start 0.
         seed: Seeds the training order and window starts.
+        first_batch: Training: index 0 serves this batch of the stream (a resumed run
+            continues where it stopped).
     """
 
     length: int
     batch_size: int
     training: bool
     seed: int
+    first_batch: int = 0
 
     def pass_order(self, pass_index: int, size: int) -> tuple:
         """(sequence order [size], window starts [size]) of training pass `pass_index`."""
@@ -138,6 +141,7 @@ class WindowBatches:
         if not self.training:
             stop = min((batch + 1) * self.batch_size, size)
             return [(item, 0) for item in range(batch * self.batch_size, stop)]
+        batch += self.first_batch
         elements = range(batch * self.batch_size, (batch + 1) * self.batch_size)
         orders = {p: self.pass_order(p, size) for p in {e // size for e in elements}}
         out = []

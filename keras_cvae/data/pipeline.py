@@ -351,7 +351,7 @@ def _fresh_seed() -> int:
     return int(np.random.SeedSequence().generate_state(1)[0])
 
 
-def _numpy_dataset(src, split, length, batch_size, training, seed, engine: NumpyEngine):
+def _numpy_dataset(src, split, length, batch_size, training, seed, engine: NumpyEngine, start_batch=0):
     from keras_cvae.data import numpy_pipeline
 
     if src.kind == "tfds":
@@ -367,7 +367,7 @@ def _numpy_dataset(src, split, length, batch_size, training, seed, engine: Numpy
     if len(sequences) == 0:
         raise DataError(f"{src.root}: split {split!r} has no sequences")
     batches = numpy_pipeline.WindowBatches(
-        length, batch_size, training, int(seed) if seed is not None else _fresh_seed()
+        length, batch_size, training, int(seed) if seed is not None else _fresh_seed(), start_batch
     )
     return numpy_pipeline.WindowDataset(
         sequences,
@@ -379,7 +379,7 @@ def _numpy_dataset(src, split, length, batch_size, training, seed, engine: Numpy
 
 
 def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, seed: Optional[int] = None,
-                 engine=None):
+                 engine=None, start_batch: int = 0):
     """Batches of video windows and their conditions from `source`.
 
     Args:
@@ -400,6 +400,11 @@ def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, 
             options), or None: "tf" if TensorFlow can be imported, else "numpy".
             Evaluation batches are identical across engines; training orders differ
             (tf.data shuffles with TensorFlow's RNG, see `numpy_pipeline`).
+        start_batch: Training only: where a resumed run's stream starts. The NumPy engine
+            serves exactly batch `start_batch` of the seeded stream onwards (it has random
+            access). tf.data cannot seek without reading everything before, so the "tf"
+            engine reseeds its stream from (seed, start_batch): deterministic, but not the
+            continuation of the stream of `seed`.
 
     Returns:
         "tf": a tf.data.Dataset; bad records fail inside iteration with an
@@ -419,8 +424,14 @@ def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, 
         raise DataError(f"batch_size must be at least 1, got {batch_size}")
     engine = resolve_engine(engine)
     src = resolve_source(source)
+    if start_batch and not training:
+        raise DataError("start_batch applies to training streams only")
     if isinstance(engine, NumpyEngine):
-        return _numpy_dataset(src, split, length, int(batch_size), bool(training), seed, engine)
+        return _numpy_dataset(src, split, length, int(batch_size), bool(training), seed, engine,
+                              int(start_batch))
+    if start_batch:
+        base = seed if seed is not None else _fresh_seed()
+        seed = int(np.random.SeedSequence([int(base), int(start_batch)]).generate_state(1)[0])
     build = {"bair": _bair_dataset, "lab": _lab_dataset, "tfds": _tfds_dataset}[src.kind]
     return build(src.root, split, length, int(batch_size), bool(training), seed)
 
