@@ -313,6 +313,7 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
             atomic_save(run.model_file, lambda path: model.save(path, include_optimizer=False))
         curves.draw()
         if epoch and not gifs.path(epoch).is_file():
+            gifs.set_model(model)
             gifs.write(epoch)
     if epoch >= train_config.epochs:
         print(f"note: {run.path} has finished its {train_config.epochs} epochs; pass --epochs to "
