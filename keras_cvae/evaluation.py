@@ -19,7 +19,6 @@ batch size, on the other sequences or on `max_sequences`.
 """
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,7 +301,9 @@ def evaluate_model(
 
     Raises:
         EvaluationError: The data does not fit the model, or it holds no sequence.
-        DataError: A record of the data is malformed (named by file and index).
+        DataError: A record of the NumPy engine's data is malformed (named by file and
+            index); a tf.data pipeline raises TensorFlow's error, which
+            `data.pipeline_errors` (as `evaluate_run` uses it) turns into a DataError.
     """
     from keras_cvae.visualize import to_uint8
 
@@ -362,34 +363,6 @@ def evaluate_model(
     )
 
 
-def _checked_batches(dataset):
-    """Iterates `dataset`, turning the tf.data pipeline's in-graph record checks into DataError.
-
-    The NumPy pipeline raises DataError itself; without TensorFlow there is nothing to
-    translate.
-    """
-    from keras_cvae.data import DataError, iterate_numpy
-
-    # A PyDataset (the NumPy engine) is indexed, not iterated; anything else is iterable.
-    iterator = iterate_numpy(dataset) if isinstance(dataset, keras.utils.PyDataset) else iter(dataset)
-    tf = sys.modules.get("tensorflow")  # a tf.data pipeline has imported it; None: blocked
-    if tf is None:
-        yield from iterator
-        return
-
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except tf.errors.InvalidArgumentError as error:
-            text = " ".join(str(getattr(error, "message", error)).split())
-            if "DataError: " not in text:
-                raise
-            raise DataError(text.split("DataError: ", 1)[1].split(" [[")[0].rstrip("]")) from None
-        yield batch
-
-
 def _rebatched(dataset, batch_size, max_sequences):
     """NumPy batches of at most `batch_size` sequences, stopping after `max_sequences`."""
     pending, seen = [], 0
@@ -398,7 +371,11 @@ def _rebatched(dataset, batch_size, max_sequences):
     def joined():
         return {key: np.concatenate([p[key] for p in pending]) for key in ("frames", "conditions")}
 
-    for batch in _checked_batches(dataset):
+    from keras_cvae.data import iterate_numpy
+
+    # A PyDataset (the NumPy engine) is indexed, not iterated; anything else is iterable.
+    batches = iterate_numpy(dataset) if isinstance(dataset, keras.utils.PyDataset) else iter(dataset)
+    for batch in batches:
         batch = {key: np.asarray(batch[key]) for key in ("frames", "conditions")}
         take = int(min(batch["frames"].shape[0], limit - seen))
         if take <= 0:
@@ -595,7 +572,7 @@ def evaluate_run(config: EvalConfig):
         EvaluationError: Horizon or context do not fit the sequences, or the data does not
             fit the model.
     """
-    from keras_cvae.data import make_dataset
+    from keras_cvae.data import make_dataset, pipeline_errors
 
     started = time.perf_counter()
     run = RunFolder(Path(config.run)) if config.run is not None else latest_run(config.runs_root)
@@ -611,22 +588,23 @@ def evaluate_run(config: EvalConfig):
     dataset = make_dataset(
         source, config.split, n_past=n_past, n_future=horizon, batch_size=config.batch_size, training=False
     )
-    result = evaluate_model(
-        model,
-        dataset,
-        n_past=n_past,
-        horizon=horizon,
-        samples=config.samples,
-        seed=config.seed,
-        batch_size=config.batch_size,
-        max_sequences=config.max_sequences,
-        keep_sequences=config.gif_sequences,
-        keep_all=config.save_predictions is not None,
-        jit_compile=config.jit_compile,
-        where=where,
-        progress_target=target,
-        progress=config.progress,
-    )
+    with pipeline_errors(source):
+        result = evaluate_model(
+            model,
+            dataset,
+            n_past=n_past,
+            horizon=horizon,
+            samples=config.samples,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            max_sequences=config.max_sequences,
+            keep_sequences=config.gif_sequences,
+            keep_all=config.save_predictions is not None,
+            jit_compile=config.jit_compile,
+            where=where,
+            progress_target=target,
+            progress=config.progress,
+        )
     protocol = {
         "context_frames": n_past,
         "trained_context_frames": model_config.n_past,

@@ -241,12 +241,12 @@ def read_csv(path, columns):
         fields = line.split(",")
         if len(fields) != columns:
             raise InferenceError(
-                f"{path} row {index}: {len(fields)} columns, expected {columns}"
+                f"{path}: row {index}: {len(fields)} columns, expected {columns}"
             )
         try:
             rows.append([float(f) for f in fields])
         except ValueError:
-            raise InferenceError(f"{path} row {index}: not a number in {line.strip()!r}") from None
+            raise InferenceError(f"{path}: row {index}: not a number in {line.strip()!r}") from None
     values = np.asarray(rows, np.float32).reshape(-1, columns)
     if not np.all(np.isfinite(values)):
         raise InferenceError(f"{path}: non-finite value")
