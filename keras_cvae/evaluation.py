@@ -29,6 +29,7 @@ import numpy as np
 
 from keras_cvae import backends, metrics
 from keras_cvae.data.bair_tfrecord import SEQUENCE_LENGTH
+from keras_cvae.paths import why_not_creatable
 from keras_cvae.run_folder import RunFolder, atomic_save, atomic_write_text, latest_run
 
 METRIC_NAMES = ("psnr", "psnr_per_channel", "ssim")
@@ -83,13 +84,22 @@ class EvalConfig:
 
     def __post_init__(self):
         if self.samples < 1:
-            raise EvaluationError(f"samples must be at least 1, got {self.samples}")
+            raise EvaluationError(f"samples (--samples) must be at least 1, got {self.samples}")
         if self.batch_size < 1:
-            raise EvaluationError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise EvaluationError(f"batch_size (--batch-size) must be at least 1, got {self.batch_size}")
         if self.max_sequences is not None and self.max_sequences < 1:
-            raise EvaluationError(f"max_sequences must be at least 1, got {self.max_sequences}")
+            raise EvaluationError(f"max_sequences (--max-sequences) must be at least 1, got {self.max_sequences}")
         if any(int(i) < 0 for i in self.gif_sequences):
-            raise EvaluationError(f"gif_sequences must be >= 0, got {list(self.gif_sequences)}")
+            raise EvaluationError(f"gif_sequences (--gif-sequences) must be >= 0, got {list(self.gif_sequences)}")
+        if self.seed < 0:
+            raise EvaluationError(f"seed (--seed) must be at least 0, got {self.seed}")
+        outputs = [self.out] if self.out is not None else []
+        if self.save_predictions is not None:
+            outputs.append(Path(self.save_predictions).parent)
+        for folder in outputs:
+            reason = why_not_creatable(folder)
+            if reason is not None:
+                raise EvaluationError(f"{folder}: cannot create the output folder ({reason})")
 
 
 @dataclass
@@ -138,9 +148,9 @@ def resolve_protocol(model_config, n_past=None, horizon=None):
     n_past = model_config.n_past if n_past is None else int(n_past)
     horizon = model_config.n_future if horizon is None else int(horizon)
     if n_past < 1:
-        raise EvaluationError(f"n_past must be at least 1 (the model needs a context frame), got {n_past}")
+        raise EvaluationError(f"n_past (--n-past) must be at least 1 (the model needs a context frame), got {n_past}")
     if horizon < 1:
-        raise EvaluationError(f"horizon must be at least 1, got {horizon}")
+        raise EvaluationError(f"horizon (--horizon) must be at least 1, got {horizon}")
     if n_past + horizon > SEQUENCE_LENGTH:
         raise EvaluationError(
             f"n_past + horizon = {n_past} + {horizon} = {n_past + horizon} is longer than the "

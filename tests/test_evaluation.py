@@ -244,7 +244,7 @@ def run_script(argv, capsys):
     "extra, message",
     [
         (["--horizon", "29"], "longer than the 30-frame sequences"),
-        (["--n-past", "0"], "n_past must be at least 1"),
+        (["--n-past", "0"], "n_past (--n-past) must be at least 1"),
     ],
 )
 def test_bad_protocol_gives_one_error_line(tiny_run, tmp_path, capsys, extra, message):

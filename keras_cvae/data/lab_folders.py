@@ -16,6 +16,7 @@ import numpy as np
 
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data.errors import MARKER, DataError
+from keras_cvae.paths import why_not_creatable
 
 SPLIT_DIRS = {"train": "train", "val": "validate", "test": "test"}
 ACTIONS_CSV = "actions.csv"
@@ -220,6 +221,9 @@ def _staged(dst: Path):
     without an error and removes it either way, so `dst` is never half-written."""
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise DataError(f"{dst}: destination exists and is not empty")
+    reason = why_not_creatable(dst.parent)
+    if reason is not None:
+        raise DataError(f"{dst}: cannot create the destination ({reason})")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
     try:

@@ -88,8 +88,9 @@ def resolve_source(source) -> Source:
             d = root / split
             if d.is_dir() and any(p.name.endswith(bair.FILE_SUFFIX) for p in d.iterdir()):
                 return Source("bair", root)
-    if tfds_source.is_tfds_dir(path):
-        return Source("tfds", path)
+    data_dir = tfds_source.find_data_dir(path)
+    if data_dir is not None:
+        return Source("tfds", data_dir)
     if lab_folders.is_lab_root(path):
         return Source("lab", path)
     raise DataError(
