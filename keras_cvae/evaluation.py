@@ -154,7 +154,7 @@ def resolve_protocol(model_config, n_past=None, horizon=None):
     if n_past + horizon > SEQUENCE_LENGTH:
         raise EvaluationError(
             f"n_past + horizon = {n_past} + {horizon} = {n_past + horizon} is longer than the "
-            f"{SEQUENCE_LENGTH}-frame sequences; use a horizon of at most {SEQUENCE_LENGTH - n_past}"
+            f"{SEQUENCE_LENGTH}-frame sequences; use --horizon {SEQUENCE_LENGTH - n_past} at most"
         )
     return n_past, horizon
 
