@@ -5,6 +5,8 @@ library only ever reads it, and it round-trips through plain dicts (JSON, `get_c
 """
 
 import dataclasses
+import math
+import numbers
 import os
 import sys
 from dataclasses import dataclass
@@ -17,7 +19,8 @@ BACKENDS = ("tensorflow", "jax")
 
 
 def select_backend(name: Optional[str] = None) -> str:
-    """Chooses the Keras backend; call it before anything imports Keras.
+    """Chooses the Keras backend and starts TensorFlow quietly; call it before anything
+    imports Keras or TensorFlow (see `tensorflow_noise`).
 
     Args:
         name: "tensorflow" or "jax"; None keeps $KERAS_BACKEND, else TensorFlow.
@@ -36,7 +39,47 @@ def select_backend(name: Optional[str] = None) -> str:
         if current != name:
             raise ValueError(f"Keras is already running on {current}; cannot switch to {name}")
     os.environ["KERAS_BACKEND"] = name
+    # Either backend's data pipeline imports TensorFlow where it is installed.
+    from keras_cvae.tensorflow_noise import start_tensorflow_quietly
+
+    start_tensorflow_quietly()
     return name
+
+
+# The command-line flag of a config field, where it differs from --field-name; fields set
+# by no flag are listed as None, so that error messages only name flags that exist.
+_FLAGS = {"learning_rate": "--lr", "beta1": None, "checkpoints_to_keep": None, "image_size": None,
+          "channels": None, "condition_dim": None, "g_dim": None, "z_dim": None, "rnn_size": None,
+          "predictor_layers": None, "posterior_layers": None, "prior_layers": None, "width": None,
+          "n_past": None, "n_future": None}
+
+
+def _named(field: str) -> str:
+    """`field` with the flag that sets it, e.g. "batch_size (--batch-size)"."""
+    flag = _FLAGS.get(field, "--" + field.replace("_", "-"))
+    return f"{field} ({flag})" if flag else field
+
+
+def _check(ok: bool, field: str, requirement: str, value):
+    """Raises the one-line ValueError "<field> (<flag>) must be <requirement>, got <value>".
+
+    Args:
+        ok: Whether the value is valid.
+        field: The config field.
+        requirement: What a valid value is, completing "must be ...".
+        value: The value given.
+    """
+    if not ok:
+        raise ValueError(f"{_named(field)} must be {requirement}, got {value!r}")
+
+
+def _check_at_least(config, field: str, lowest: int):
+    value = getattr(config, field)
+    _check(isinstance(value, numbers.Integral) and value >= lowest, field, f"an integer of at least {lowest}", value)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, numbers.Real) and math.isfinite(value)
 
 
 def _from_dict(cls, values):
@@ -88,14 +131,12 @@ class ModelConfig:
     n_future: int = 10
 
     def __post_init__(self):
-        if self.prior not in PRIORS:
-            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
-        if self.image_size != 64:
-            raise ValueError(f"The VGG64 networks need 64x64 frames, got {self.image_size}")
-        if self.n_past < 1 or self.n_future < 1:
-            raise ValueError("n_past and n_future must both be at least 1")
-        if self.width <= 0:
-            raise ValueError(f"width must be positive, got {self.width}")
+        _check(self.prior in PRIORS, "prior", f"one of {', '.join(PRIORS)}", self.prior)
+        _check(self.image_size == 64, "image_size", "64 (the VGG64 networks need 64x64 frames)", self.image_size)
+        for name in ("channels", "condition_dim", "g_dim", "z_dim", "rnn_size", "predictor_layers",
+                     "posterior_layers", "prior_layers", "n_past", "n_future"):
+            _check_at_least(self, name, 1)
+        _check(math.isfinite(self.width) and self.width > 0, "width", "positive", self.width)
 
     @property
     def sequence_length(self) -> int:
@@ -156,17 +197,22 @@ class TrainConfig:
     checkpoints_to_keep: int = 3
 
     def __post_init__(self):
-        if self.kl not in KL_SCHEDULES:
-            raise ValueError(f"kl must be one of {KL_SCHEDULES}, got {self.kl!r}")
-        if not 0.0 < self.kl_ratio <= 1.0:
-            raise ValueError(f"kl_ratio must be in (0, 1], got {self.kl_ratio}")
-        if self.kl_cycles < 1:
-            raise ValueError(f"kl_cycles must be at least 1, got {self.kl_cycles}")
-        if not 0.0 <= self.tfr_floor <= self.tfr <= 1.0:
-            raise ValueError("need 0 <= tfr_floor <= tfr <= 1")
-        for name in ("epochs", "steps_per_epoch", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        for name in ("epochs", "steps_per_epoch", "validation_steps", "batch_size", "kl_cycles",
+                     "checkpoints_to_keep"):
+            _check_at_least(self, name, 1)
+        for name in ("tfr_start_decay_epoch", "seed"):
+            _check_at_least(self, name, 0)
+        _check(_finite(self.learning_rate) and self.learning_rate > 0, "learning_rate", "positive",
+               self.learning_rate)
+        _check(_finite(self.beta1) and 0 <= self.beta1 < 1, "beta1", "in [0, 1)", self.beta1)
+        _check(_finite(self.beta) and self.beta >= 0, "beta", "at least 0", self.beta)
+        _check(self.kl in KL_SCHEDULES, "kl", f"one of {', '.join(KL_SCHEDULES)}", self.kl)
+        _check(_finite(self.kl_ratio) and 0 < self.kl_ratio <= 1, "kl_ratio", "in (0, 1]", self.kl_ratio)
+        _check(_finite(self.tfr) and 0 <= self.tfr <= 1, "tfr", "in [0, 1]", self.tfr)
+        _check(_finite(self.tfr_decay_step) and self.tfr_decay_step >= 0, "tfr_decay_step", "at least 0",
+               self.tfr_decay_step)
+        _check(_finite(self.tfr_floor) and 0 <= self.tfr_floor <= self.tfr, "tfr_floor",
+               f"in [0, tfr] = [0, {self.tfr}]", self.tfr_floor)
 
     @property
     def total_steps(self) -> int:

@@ -19,7 +19,6 @@ batch size, on the other sequences or on `max_sequences`.
 """
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 
 from keras_cvae import backends, metrics
 from keras_cvae.data.bair_tfrecord import SEQUENCE_LENGTH
+from keras_cvae.paths import why_not_creatable
 from keras_cvae.run_folder import RunFolder, atomic_save, atomic_write_text, latest_run
 
 METRIC_NAMES = ("psnr", "psnr_per_channel", "ssim")
@@ -84,13 +84,22 @@ class EvalConfig:
 
     def __post_init__(self):
         if self.samples < 1:
-            raise EvaluationError(f"samples must be at least 1, got {self.samples}")
+            raise EvaluationError(f"samples (--samples) must be at least 1, got {self.samples}")
         if self.batch_size < 1:
-            raise EvaluationError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise EvaluationError(f"batch_size (--batch-size) must be at least 1, got {self.batch_size}")
         if self.max_sequences is not None and self.max_sequences < 1:
-            raise EvaluationError(f"max_sequences must be at least 1, got {self.max_sequences}")
+            raise EvaluationError(f"max_sequences (--max-sequences) must be at least 1, got {self.max_sequences}")
         if any(int(i) < 0 for i in self.gif_sequences):
-            raise EvaluationError(f"gif_sequences must be >= 0, got {list(self.gif_sequences)}")
+            raise EvaluationError(f"gif_sequences (--gif-sequences) must be >= 0, got {list(self.gif_sequences)}")
+        if self.seed < 0:
+            raise EvaluationError(f"seed (--seed) must be at least 0, got {self.seed}")
+        outputs = [self.out] if self.out is not None else []
+        if self.save_predictions is not None:
+            outputs.append(Path(self.save_predictions).parent)
+        for folder in outputs:
+            reason = why_not_creatable(folder)
+            if reason is not None:
+                raise EvaluationError(f"{folder}: cannot create the output folder ({reason})")
 
 
 @dataclass
@@ -139,13 +148,13 @@ def resolve_protocol(model_config, n_past=None, horizon=None):
     n_past = model_config.n_past if n_past is None else int(n_past)
     horizon = model_config.n_future if horizon is None else int(horizon)
     if n_past < 1:
-        raise EvaluationError(f"n_past must be at least 1 (the model needs a context frame), got {n_past}")
+        raise EvaluationError(f"n_past (--n-past) must be at least 1 (the model needs a context frame), got {n_past}")
     if horizon < 1:
-        raise EvaluationError(f"horizon must be at least 1, got {horizon}")
+        raise EvaluationError(f"horizon (--horizon) must be at least 1, got {horizon}")
     if n_past + horizon > SEQUENCE_LENGTH:
         raise EvaluationError(
             f"n_past + horizon = {n_past} + {horizon} = {n_past + horizon} is longer than the "
-            f"{SEQUENCE_LENGTH}-frame sequences; use a horizon of at most {SEQUENCE_LENGTH - n_past}"
+            f"{SEQUENCE_LENGTH}-frame sequences; use --horizon {SEQUENCE_LENGTH - n_past} at most"
         )
     return n_past, horizon
 
@@ -302,7 +311,9 @@ def evaluate_model(
 
     Raises:
         EvaluationError: The data does not fit the model, or it holds no sequence.
-        DataError: A record of the data is malformed (named by file and index).
+        DataError: A record of the NumPy engine's data is malformed (named by file and
+            index); a tf.data pipeline raises TensorFlow's error, which
+            `data.pipeline_errors` (as `evaluate_run` uses it) turns into a DataError.
     """
     from keras_cvae.visualize import to_uint8
 
@@ -362,34 +373,6 @@ def evaluate_model(
     )
 
 
-def _checked_batches(dataset):
-    """Iterates `dataset`, turning the tf.data pipeline's in-graph record checks into DataError.
-
-    The NumPy pipeline raises DataError itself; without TensorFlow there is nothing to
-    translate.
-    """
-    from keras_cvae.data import DataError, iterate_numpy
-
-    # A PyDataset (the NumPy engine) is indexed, not iterated; anything else is iterable.
-    iterator = iterate_numpy(dataset) if isinstance(dataset, keras.utils.PyDataset) else iter(dataset)
-    tf = sys.modules.get("tensorflow")  # a tf.data pipeline has imported it; None: blocked
-    if tf is None:
-        yield from iterator
-        return
-
-    while True:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        except tf.errors.InvalidArgumentError as error:
-            text = " ".join(str(getattr(error, "message", error)).split())
-            if "DataError: " not in text:
-                raise
-            raise DataError(text.split("DataError: ", 1)[1].split(" [[")[0].rstrip("]")) from None
-        yield batch
-
-
 def _rebatched(dataset, batch_size, max_sequences):
     """NumPy batches of at most `batch_size` sequences, stopping after `max_sequences`."""
     pending, seen = [], 0
@@ -398,7 +381,11 @@ def _rebatched(dataset, batch_size, max_sequences):
     def joined():
         return {key: np.concatenate([p[key] for p in pending]) for key in ("frames", "conditions")}
 
-    for batch in _checked_batches(dataset):
+    from keras_cvae.data import iterate_numpy
+
+    # A PyDataset (the NumPy engine) is indexed, not iterated; anything else is iterable.
+    batches = iterate_numpy(dataset) if isinstance(dataset, keras.utils.PyDataset) else iter(dataset)
+    for batch in batches:
         batch = {key: np.asarray(batch[key]) for key in ("frames", "conditions")}
         take = int(min(batch["frames"].shape[0], limit - seen))
         if take <= 0:
@@ -595,7 +582,7 @@ def evaluate_run(config: EvalConfig):
         EvaluationError: Horizon or context do not fit the sequences, or the data does not
             fit the model.
     """
-    from keras_cvae.data import make_dataset
+    from keras_cvae.data import make_dataset, pipeline_errors
 
     started = time.perf_counter()
     run = RunFolder(Path(config.run)) if config.run is not None else latest_run(config.runs_root)
@@ -611,22 +598,23 @@ def evaluate_run(config: EvalConfig):
     dataset = make_dataset(
         source, config.split, n_past=n_past, n_future=horizon, batch_size=config.batch_size, training=False
     )
-    result = evaluate_model(
-        model,
-        dataset,
-        n_past=n_past,
-        horizon=horizon,
-        samples=config.samples,
-        seed=config.seed,
-        batch_size=config.batch_size,
-        max_sequences=config.max_sequences,
-        keep_sequences=config.gif_sequences,
-        keep_all=config.save_predictions is not None,
-        jit_compile=config.jit_compile,
-        where=where,
-        progress_target=target,
-        progress=config.progress,
-    )
+    with pipeline_errors(source):
+        result = evaluate_model(
+            model,
+            dataset,
+            n_past=n_past,
+            horizon=horizon,
+            samples=config.samples,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            max_sequences=config.max_sequences,
+            keep_sequences=config.gif_sequences,
+            keep_all=config.save_predictions is not None,
+            jit_compile=config.jit_compile,
+            where=where,
+            progress_target=target,
+            progress=config.progress,
+        )
     protocol = {
         "context_frames": n_past,
         "trained_context_frames": model_config.n_past,

@@ -67,6 +67,11 @@ STEP_PROTOCOL = (
 )
 
 
+# ONNX opsets the export accepts: tf2onnx 1.17 writes up to 18, and the model's ops
+# (LSTM cells, resize, gather) are not all convertible below 13.
+OPSETS = (13, 18)
+
+
 class ExportError(RuntimeError):
     """An exported file could not be loaded or disagrees with the Keras model."""
 
@@ -88,6 +93,15 @@ class ExportConfig:
     check_batch: int = 2
     tolerance: float = 1e-4
     seed: int = 0
+
+    def __post_init__(self):
+        low, high = OPSETS
+        if not isinstance(self.opset, int) or not low <= self.opset <= high:
+            raise ValueError(f"opset (--opset) must be an integer from {low} to {high}, got {self.opset}")
+        if not 0 < self.tolerance < float("inf"):
+            raise ValueError(f"tolerance (--tolerance) must be a positive number, got {self.tolerance}")
+        if not isinstance(self.check_batch, int) or self.check_batch < 1:
+            raise ValueError(f"check_batch must be at least 1, got {self.check_batch}")
 
 
 # ---------------------------------------------------------------------- signatures
@@ -487,10 +501,18 @@ def export_run(run_dir=None, out_dir=None, export_config=ExportConfig()):
 
     Returns:
         (destination Path, {file name: largest absolute difference to the Keras model}).
+
+    Raises:
+        RunError: Missing run, run.json or model.keras.
+        ExportError: `out_dir` cannot be created, or an export disagrees with the model.
     """
+    from keras_cvae.paths import why_not_creatable
     from keras_cvae.run_folder import latest_run
 
     run = RunFolder(Path(run_dir)) if run_dir else latest_run()
     out_dir = Path(out_dir) if out_dir else Path("saved_models") / run.path.name
+    reason = why_not_creatable(out_dir.parent)
+    if reason is not None:
+        raise ExportError(f"{out_dir}: cannot create the output folder ({reason})")
     model = run.load_model()
     return out_dir, export_model(model, run, out_dir, export_config)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from keras_cvae.paths import why_not_creatable
 from keras_cvae.visualize import to_uint8
 
 METADATA_FILE = "metadata.json"
@@ -63,6 +64,14 @@ class PredictConfig:
     samples: int = 1
     seed: int = 0
     fps: float = 4.0
+
+    def __post_init__(self):
+        if not isinstance(self.samples, int) or self.samples < 1:
+            raise InferenceError(f"samples (--samples) must be at least 1, got {self.samples}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise InferenceError(f"seed (--seed) must be at least 0, got {self.seed}")
+        if not self.fps > 0 or self.fps == float("inf"):
+            raise InferenceError(f"fps (--fps) must be a positive number, got {self.fps}")
 
 
 def _natural_key(path):
@@ -241,12 +250,12 @@ def read_csv(path, columns):
         fields = line.split(",")
         if len(fields) != columns:
             raise InferenceError(
-                f"{path} row {index}: {len(fields)} columns, expected {columns}"
+                f"{path}: row {index}: {len(fields)} columns, expected {columns}"
             )
         try:
             rows.append([float(f) for f in fields])
         except ValueError:
-            raise InferenceError(f"{path} row {index}: not a number in {line.strip()!r}") from None
+            raise InferenceError(f"{path}: row {index}: not a number in {line.strip()!r}") from None
     values = np.asarray(rows, np.float32).reshape(-1, columns)
     if not np.all(np.isfinite(values)):
         raise InferenceError(f"{path}: non-finite value")
@@ -368,8 +377,9 @@ def predict_files(config):
     Returns:
         (frames [S, n_future, 64, 64, 3] float32, list of written paths).
     """
-    if config.samples < 1:
-        raise InferenceError(f"samples must be at least 1, got {config.samples}")
+    reason = why_not_creatable(config.out_dir)
+    if reason is not None:
+        raise InferenceError(f"{config.out_dir}: cannot create the output folder ({reason})")
     model = ExportedModel(config.model_dir)
     context = read_context(config.context, model.n_past, model.image_size, model.channels)
     conditions = read_conditions(config.conditions, model.sequence_length, model.condition_dim)

@@ -341,7 +341,9 @@ def _figure(n_panels, panel_size=(5.0, 3.4), ncols=2):
     nrows = math.ceil(n_panels / ncols)
     fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n_panels)]
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n_panels - 1)]
+    # The last panel takes the rest of its row, so an odd count leaves no empty cell.
+    axes.append(fig.add_subplot(nrows, ncols, (n_panels, nrows * ncols)))
     return fig, axes
 
 

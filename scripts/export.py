@@ -9,13 +9,14 @@ TensorFlow backend (SavedModel and tf2onnx need it), whichever backend trained t
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ["KERAS_BACKEND"] = "tensorflow"
+
+from keras_cvae.config import select_backend  # noqa: E402
+
+select_backend("tensorflow")
 
 from keras_cvae.export import ExportConfig, ExportError, export_run  # noqa: E402
 from keras_cvae.run_folder import RunError  # noqa: E402
@@ -37,10 +38,10 @@ def main(argv=None):
     parser.add_argument("--tolerance", type=float, default=defaults.tolerance,
                         help="largest difference to the Keras model the export checks accept")
     args = parser.parse_args(argv)
-    config = ExportConfig(opset=args.opset, saved_model=not args.skip_savedmodel, tolerance=args.tolerance)
     try:
+        config = ExportConfig(opset=args.opset, saved_model=not args.skip_savedmodel, tolerance=args.tolerance)
         out_dir, differences = export_run(args.run, args.out, config)
-    except (RunError, ExportError) as error:
+    except (RunError, ExportError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     checks = ", ".join(f"{name} {difference:.2g}" for name, difference in differences.items())

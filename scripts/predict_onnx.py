@@ -37,11 +37,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the noise")
     parser.add_argument("--fps", type=float, default=defaults.fps, help="frames per second of the GIFs")
     args = parser.parse_args(argv)
-    config = PredictConfig(
-        model_dir=args.model_dir, context=tuple(args.context), conditions=tuple(args.conditions),
-        out_dir=args.out, samples=args.samples, seed=args.seed, fps=args.fps,
-    )
     try:
+        config = PredictConfig(
+            model_dir=args.model_dir, context=tuple(args.context), conditions=tuple(args.conditions),
+            out_dir=args.out, samples=args.samples, seed=args.seed, fps=args.fps,
+        )
         frames, written = predict_files(config)
     except InferenceError as error:
         print(f"error: {error}", file=sys.stderr)

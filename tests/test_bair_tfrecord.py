@@ -74,7 +74,7 @@ def test_writer_refuses_bad_sequence_and_leaves_nothing(tmp_path):
     rng = np.random.default_rng(3)
     good, bad = random_sequence(rng), random_sequence(rng)
     bad["action"][4, 1] = np.nan
-    with pytest.raises(DataError, match=r"traj_0_to_1\.tfrecords record 1: action contains NaN"):
+    with pytest.raises(DataError, match=r"traj_0_to_1\.tfrecords: record 1: action contains NaN"):
         bair.write_sequences(tmp_path / bair.file_name(0, 1), [good, bad])
     assert list(tmp_path.iterdir()) == []
     wrong = random_sequence(rng)
@@ -230,8 +230,8 @@ def test_example_decoder_accepts_unpacked_lists_and_merges_like_protobuf():
 ])
 def test_malformed_example_is_a_data_error(damage, match):
     record = bair.sequence_to_record(random_sequence(np.random.default_rng(3)))
-    with pytest.raises(DataError, match=rf"f.tfrecords record 2: {match}"):
-        bair.example_to_sequence(damage(record), where="f.tfrecords record 2")
+    with pytest.raises(DataError, match=rf"f.tfrecords: record 2: {match}"):
+        bair.example_to_sequence(damage(record), where="f.tfrecords: record 2")
 
 
 def test_tf_free_writer_is_read_by_tensorflows_parser(tmp_path):
@@ -272,13 +272,13 @@ def test_corrupt_framing_names_file_and_record(tmp_path):
         "footer": (corrupt_copy(path, tmp_path / "footer.tfrecords", size - 1), f"record 0: {corrupt} (data CRC"),
     }
     for bad, match in cases.values():
-        with pytest.raises(DataError, match=rf"^{bad} {re.escape(match)}"):
+        with pytest.raises(DataError, match=rf"^{bad}: {re.escape(match)}"):
             list(bair.read_sequences(bad))
     with pytest.raises(DataError, match=r"record 1: corrupt"):
         bair.scan_record_framing(cases["length"][0])
     index = tfrecord.index_records(cases["data"][0])  # headers intact: indexing succeeds
-    with pytest.raises(DataError, match=r"data\.tfrecords record 2: corrupt or truncated TFRecord \(data CRC"):
+    with pytest.raises(DataError, match=r"data\.tfrecords: record 2: corrupt or truncated TFRecord \(data CRC"):
         tfrecord.read_record(index, 2)
     (tmp_path / "short.tfrecords").write_bytes(path.read_bytes()[: 2 * size + 5])
-    with pytest.raises(DataError, match=r"short\.tfrecords record 2: truncated TFRecord \(incomplete header\)"):
+    with pytest.raises(DataError, match=r"short\.tfrecords: record 2: truncated TFRecord \(incomplete header\)"):
         list(bair.read_sequences(tmp_path / "short.tfrecords"))

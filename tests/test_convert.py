@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras_cvae.data import DataError, describe_source, make_dataset
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data import lab_folders, tfds_source
+from keras_cvae.data.pipeline import Source, resolve_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,6 +130,23 @@ def test_tfds_dir_without_prepared_dataset_is_a_clear_error(tmp_path):
         make_dataset(tmp_path, "train", batch_size=2, training=True)
     with pytest.raises(DataError, match="no prepared TFDS dataset"):
         tfds_source.split_sizes(tmp_path / "elsewhere")
+
+
+@pytest.mark.parametrize("given", ["data_dir", "dataset_folder", "version_folder"])
+def test_tfds_layout_accepted_from_data_dir_dataset_or_version_folder(tmp_path, given):
+    version = tmp_path / tfds_source.TFDS_NAME / "0.1.0"
+    version.mkdir(parents=True)
+    (version / "dataset_info.json").write_text("{}")
+    path = {"data_dir": tmp_path, "dataset_folder": version.parent, "version_folder": version}[given]
+    assert resolve_source(path) == Source("tfds", tmp_path)
+
+
+def test_folder_beside_a_tfds_dataset_is_not_tfds(tmp_path):
+    (tmp_path / tfds_source.TFDS_NAME).mkdir()
+    (tmp_path / "other" / "x").mkdir(parents=True)
+    (tmp_path / "other" / "x" / "notes.txt").write_text("hi")
+    with pytest.raises(DataError, match="not a known dataset layout"):
+        resolve_source(tmp_path / "other")
 
 
 def test_tfds_source_through_make_dataset_with_mock_data(tmp_path):

@@ -244,7 +244,7 @@ def run_script(argv, capsys):
     "extra, message",
     [
         (["--horizon", "29"], "longer than the 30-frame sequences"),
-        (["--n-past", "0"], "n_past must be at least 1"),
+        (["--n-past", "0"], "n_past (--n-past) must be at least 1"),
     ],
 )
 def test_bad_protocol_gives_one_error_line(tiny_run, tmp_path, capsys, extra, message):
@@ -309,6 +309,6 @@ def test_malformed_record_is_a_data_error(tmp_path, tiny_run):
     path = tmp_path / "ds" / "test" / "traj_0_to_2.tfrecords"
     write_raw(path, records)
     bair.write_sequences(tmp_path / "ds" / "train" / bair.file_name(0, 0), sequences[:1])
-    with pytest.raises(DataError, match=rf"^{path} record 1: image_aux1 missing or not 12288 bytes"):
+    with pytest.raises(DataError, match=rf"^{path}: record 1: image_aux1 missing or not 12288 bytes"):
         evaluate_run(EvalConfig(run=str(tiny_run.path), data=str(tmp_path / "ds"), samples=1,
                                 batch_size=2, out=str(tmp_path / "eval"), progress=False))

@@ -141,7 +141,7 @@ def test_engine_argument_and_tfds_source(tmp_path, generated_dir):
 def test_bad_record_is_a_data_error_naming_file_and_record(tmp_path, bad, match, training):
     root, path = bad_record_dir(tmp_path, **bad)  # test/traj_0_to_2.tfrecords, record 1 bad
     ds = make_dataset(root, "test", batch_size=2, training=training, seed=0, engine="numpy")
-    with pytest.raises(DataError, match=rf"^{path} record 1: {match}"):
+    with pytest.raises(DataError, match=rf"^{path}: record 1: {match}"):
         list(iterate_numpy(ds, 3))  # 3 batches of 2 read every record at least once
 
 
@@ -153,10 +153,10 @@ def test_bad_crc_and_truncation_are_data_errors(small_bair_dir):
     path.write_bytes(bytes(data))
     ds = make_dataset(root, "test", batch_size=1, training=False, engine="numpy")
     assert ds[0]["frames"].shape == (1, 12, 64, 64, 3)  # record 0 is intact
-    with pytest.raises(DataError, match=rf"^{path} record 1: corrupt or truncated TFRecord \(data CRC mismatch\)"):
+    with pytest.raises(DataError, match=rf"^{path}: record 1: corrupt or truncated TFRecord \(data CRC mismatch\)"):
         ds[1]
     path.write_bytes(bytes(data[:-10]))
-    with pytest.raises(DataError, match=rf"^{path} record 1: truncated"):
+    with pytest.raises(DataError, match=rf"^{path}: record 1: truncated"):
         make_dataset(root, "test", batch_size=1, training=False, engine="numpy")
 
 
@@ -167,7 +167,7 @@ def test_bad_lab_files_are_data_errors_naming_the_file(tmp_path):
     with pytest.raises(DataError, match=rf"^{seq / '4.png'}: image is 64x48, expected 64x64"):
         ds[1]
     (seq / "actions.csv").write_text("0.5,0.5\n" * 30)
-    with pytest.raises(DataError, match=rf"^{seq / 'actions.csv'} row 0: 2 columns, expected 4"):
+    with pytest.raises(DataError, match=rf"^{seq / 'actions.csv'}: row 0: 2 columns, expected 4"):
         make_dataset(root, "test", batch_size=1, n_past=1, n_future=1, training=False, engine="numpy")[1]
     (root / "test" / "traj_0_to_1" / "0" / "0.png").unlink()
     with pytest.raises(DataError, match=r"traj_0_to_1/0/0\.png: file not found"):

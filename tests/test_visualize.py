@@ -185,6 +185,18 @@ def test_plot_curves(tmp_path):
     _assert_png(path)
 
 
+def test_plot_curves_leaves_no_empty_cell(tmp_path):
+    # Three families (losses, schedules, PSNR) on two columns: the third panel spans the
+    # bottom row, so the bottom-right quarter holds drawing, not an empty white cell.
+    history = {"loss": [3.0, 2.0, 1.0], "tfr": [1.0, 0.8, 0.6], "psnr": [18.0, 20.0, 21.0]}
+    path = tmp_path / "curves.png"
+    viz.plot_curves(path, history)
+    image = np.asarray(Image.open(path))[..., :3]
+    height, width = image.shape[:2]
+    bottom_right = image[height * 3 // 4 :, width * 3 // 4 :]
+    assert (bottom_right < 200).any()
+
+
 @pytest.mark.parametrize(
     "history",
     [{}, {"loss": []}, {"psnr": [20.0]}, {"loss": [0.0, -1.0, np.nan], "lr": [1e-3, 1e-4]}],

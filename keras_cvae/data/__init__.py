@@ -2,7 +2,7 @@
 dataset, and `make_dataset`, the pipeline the model trains on (tf.data, or NumPy without
 TensorFlow)."""
 
-from keras_cvae.data.errors import DataError
+from keras_cvae.data.errors import DataError, pipeline_errors
 from keras_cvae.data.pipeline import (
     NumpyEngine,
     condition_statistics,
@@ -19,5 +19,6 @@ __all__ = [
     "describe_source",
     "iterate_numpy",
     "make_dataset",
+    "pipeline_errors",
     "resolve_source",
 ]

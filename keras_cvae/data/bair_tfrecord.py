@@ -170,7 +170,7 @@ def write_sequences(path, sequences: Iterable[dict]) -> Path:
         DataError: A sequence does not match the schema (nothing is written).
     """
     path = Path(path)
-    records = (sequence_to_record(s, where=f"{path} record {i}") for i, s in enumerate(sequences))
+    records = (sequence_to_record(s, where=f"{path}: record {i}") for i, s in enumerate(sequences))
     tfrecord.write_records(path, records)
     return path
 
@@ -279,7 +279,7 @@ def read_records(path) -> Iterator[memoryview]:
 def read_sequences(path) -> Iterator[dict]:
     """Yields every sequence of a BAIR TFRecord file as numpy arrays, fully checked."""
     for index, record in enumerate(read_records(path)):
-        yield example_to_sequence(record, where=f"{path} record {index}")
+        yield example_to_sequence(record, where=f"{path}: record {index}")
 
 
 def index_tfrecord(path) -> tfrecord.RecordIndex:

@@ -17,6 +17,7 @@ from pathlib import Path
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data import tfrecord
 from keras_cvae.data.errors import DataError
+from keras_cvae.paths import why_not_creatable
 
 TEST_INDEX_OFFSET = 1_000_000
 
@@ -55,10 +56,24 @@ def write_generated_dataset(out_dir, *, n_train: int, n_test: int, seed: int, wo
 
     Returns:
         `out_dir` as a Path.
+
+    Raises:
+        DataError: No train sequences, a negative count, seed or worker count, an
+            `out_dir` that cannot be created or already holds TFRecord files.
     """
     out_dir = Path(out_dir)
-    if n_train < 0 or n_test < 0 or n_train + n_test == 0:
-        raise DataError(f"{out_dir}: need a positive number of sequences (train {n_train}, test {n_test})")
+    if n_train < 1:
+        raise DataError(f"n_train (--train) must be at least 1 (a dataset with no train sequences cannot "
+                        f"be trained on), got {n_train}")
+    if n_test < 0:
+        raise DataError(f"n_test (--test) must be at least 0, got {n_test}")
+    if seed < 0:
+        raise DataError(f"seed (--seed) must be at least 0, got {seed}")
+    if workers is not None and workers < 0:
+        raise DataError(f"workers (--workers) must be at least 0, got {workers}")
+    reason = why_not_creatable(out_dir)
+    if reason is not None:
+        raise DataError(f"{out_dir}: cannot create the output folder ({reason})")
     if out_dir.exists() and any(out_dir.rglob(f"*{bair.FILE_SUFFIX}")):
         raise DataError(f"{out_dir}: already holds {bair.FILE_SUFFIX} files; choose an empty directory")
     plan = [("train", name, idx) for name, idx in _file_plan(n_train)]

@@ -15,12 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from keras_cvae.data import bair_tfrecord as bair
-from keras_cvae.data.errors import DataError
+from keras_cvae.data.errors import MARKER, DataError
+from keras_cvae.paths import why_not_creatable
 
 SPLIT_DIRS = {"train": "train", "val": "validate", "test": "test"}
 ACTIONS_CSV = "actions.csv"
 ENDEFFECTOR_CSV = "endeffector_positions.csv"
 _CSV_DIMS = {ACTIONS_CSV: bair.ACTION_DIM, ENDEFFECTOR_CSV: bair.ENDEFFECTOR_DIM}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# What tf.strings.to_number parses as a float (it also takes nan and inf, checked after).
+_NUMBER = r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(?i:nan|inf|infinity)"
 
 
 def _natural_key(path: Path):
@@ -75,11 +79,11 @@ def read_csv(path, columns: int) -> np.ndarray:
     for i, line in enumerate(lines):
         fields = line.split(",")
         if len(fields) != columns:
-            raise DataError(f"{path} row {i}: {len(fields)} columns, expected {columns}")
+            raise DataError(f"{path}: row {i}: {len(fields)} columns, expected {columns}")
         try:
             rows.append([float(f) for f in fields])
         except ValueError:
-            raise DataError(f"{path} row {i}: not a number in {line.strip()!r}") from None
+            raise DataError(f"{path}: row {i}: not a number in {line.strip()!r}") from None
     values = np.asarray(rows, np.float32)
     if not np.all(np.isfinite(values)):
         raise DataError(f"{path}: contains NaN or inf")
@@ -135,10 +139,20 @@ def write_sequence(seq_dir, sequence: dict):
     _write_csv(seq_dir / ENDEFFECTOR_CSV, sequence["endeffector_pos"])
 
 
+def _assert_marked(ok, *message):
+    """A `tf.debugging.Assert` whose message is "DataError: " + the joined string tensors,
+    which `errors.pipeline_errors` turns back into a DataError."""
+    import tensorflow as tf
+
+    return tf.debugging.Assert(ok, [tf.strings.join([MARKER, *message])])
+
+
 def read_window_tf(seq_dir, start, length: int):
     """Reads frames [start, start+length) and their conditions of one lab sequence, in graph.
 
-    Bad PNG sizes and CSV shapes fail a `tf.debugging.Assert` whose message names the file.
+    A file that is not a PNG, a PNG that is not 64x64 and a CSV of the wrong shape, with a
+    non-number or a NaN fail a `tf.debugging.Assert` whose message names the file (see
+    `errors.pipeline_errors`); a missing file fails TensorFlow's own read.
 
     Args:
         seq_dir: string scalar tensor, the sequence folder.
@@ -154,12 +168,18 @@ def read_window_tf(seq_dir, start, length: int):
     paths = tf.strings.join([seq_dir, "/", tf.strings.as_string(steps), ".png"])
 
     def load(path):
-        image = tf.io.decode_png(tf.io.read_file(path), channels=3)
-        ok = tf.reduce_all(tf.equal(tf.shape(image)[:2], [bair.IMAGE_SIZE, bair.IMAGE_SIZE]))
-        check = tf.debugging.Assert(
-            ok, [tf.strings.join(["DataError: ", path, ": image is not 64x64, shape "]), tf.shape(image)]
+        content = tf.io.read_file(path)
+        is_png = _assert_marked(tf.equal(tf.strings.substr(content, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE),
+                                path, ": not a PNG file")
+        with tf.control_dependencies([is_png]):
+            image = tf.io.decode_png(content, channels=3)
+        shape = tf.shape(image)
+        size = _assert_marked(
+            tf.reduce_all(tf.equal(shape[:2], [bair.IMAGE_SIZE, bair.IMAGE_SIZE])),
+            path, ": image is ", tf.strings.as_string(shape[1]), "x", tf.strings.as_string(shape[0]),
+            ", expected 64x64",
         )
-        with tf.control_dependencies([check]):
+        with tf.control_dependencies([size]):
             return tf.ensure_shape(tf.identity(image), [bair.IMAGE_SIZE, bair.IMAGE_SIZE, 3])
 
     frames = tf.map_fn(
@@ -169,25 +189,23 @@ def read_window_tf(seq_dir, start, length: int):
     def csv(name, columns):
         path = tf.strings.join([seq_dir, "/", name])
         text = tf.strings.regex_replace(tf.strings.strip(tf.io.read_file(path)), "\r", "")
-        lines = tf.strings.split(text, "\n")
-        fields = tf.strings.split(lines, ",")
+        fields = tf.strings.split(tf.strings.split(text, "\n"), ",")
         rows = tf.cast(fields.nrows(), tf.int32)
         widths = tf.cast(fields.row_lengths(), tf.int32)
-        ok = tf.logical_and(
-            tf.equal(rows, bair.SEQUENCE_LENGTH), tf.reduce_all(tf.equal(widths, columns))
+        shape = _assert_marked(
+            tf.logical_and(tf.equal(rows, bair.SEQUENCE_LENGTH), tf.reduce_all(tf.equal(widths, columns))),
+            path, f": expected {bair.SEQUENCE_LENGTH} rows x {columns} columns, got ",
+            tf.strings.as_string(rows), " rows of ",
+            tf.strings.reduce_join(tf.strings.as_string(tf.unique(widths).y), separator="/"), " columns",
         )
-        check = tf.debugging.Assert(
-            ok,
-            [tf.strings.join(["DataError: ", path, f": expected {bair.SEQUENCE_LENGTH} rows x {columns} columns, got rows/columns"]),
-             rows, widths],
+        text_fields = tf.strings.strip(fields.flat_values)
+        numbers = _assert_marked(
+            tf.reduce_all(tf.strings.regex_full_match(text_fields, _NUMBER)), path, ": a value is not a number"
         )
-        with tf.control_dependencies([check]):
-            values = tf.strings.to_number(tf.strings.strip(fields.flat_values), tf.float32)
+        with tf.control_dependencies([shape, numbers]):
+            values = tf.strings.to_number(text_fields, tf.float32)
         values = tf.reshape(values, [bair.SEQUENCE_LENGTH, columns])
-        finite = tf.debugging.Assert(
-            tf.reduce_all(tf.math.is_finite(values)),
-            [tf.strings.join(["DataError: ", path, ": contains NaN or inf"])],
-        )
+        finite = _assert_marked(tf.reduce_all(tf.math.is_finite(values)), path, ": contains NaN or inf")
         with tf.control_dependencies([finite]):
             return tf.identity(values)
 
@@ -203,6 +221,9 @@ def _staged(dst: Path):
     without an error and removes it either way, so `dst` is never half-written."""
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise DataError(f"{dst}: destination exists and is not empty")
+    reason = why_not_creatable(dst.parent)
+    if reason is not None:
+        raise DataError(f"{dst}: cannot create the destination ({reason})")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
     try:

@@ -77,7 +77,7 @@ class TFRecordSequences:
         file, record = self.locate(item)
         index = self.indices[file]
         payload = tfrecord.read_record(index, record)
-        return bair.record_to_window(payload, start, length, where=f"{index.path} record {record}")
+        return bair.record_to_window(payload, start, length, where=f"{index.path}: record {record}")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data import lab_folders, tfds_source
-from keras_cvae.data.errors import DataError
+from keras_cvae.data.errors import MARKER, DataError, pipeline_errors
 
 SPLITS = ("train", "val", "test")
 ENGINES = ("tf", "numpy")
@@ -88,8 +88,9 @@ def resolve_source(source) -> Source:
             d = root / split
             if d.is_dir() and any(p.name.endswith(bair.FILE_SUFFIX) for p in d.iterdir()):
                 return Source("bair", root)
-    if tfds_source.is_tfds_dir(path):
-        return Source("tfds", path)
+    data_dir = tfds_source.find_data_dir(path)
+    if data_dir is not None:
+        return Source("tfds", data_dir)
     if lab_folders.is_lab_root(path):
         return Source("lab", path)
     raise DataError(
@@ -162,12 +163,12 @@ def _window_length(n_past, n_future):
 
 
 def _first_bad_message(bad, files, indices, what):
-    """A string tensor naming the first bad record of a batch: "DataError: FILE record I: WHAT"."""
+    """A string tensor naming the first bad record of a batch: "DataError: FILE: record I: WHAT"."""
     import tensorflow as tf
 
     row = tf.argmax(tf.cast(tf.reduce_any(tf.reshape(bad, [tf.shape(bad)[0], -1]), axis=1), tf.int32))
     return tf.strings.join(
-        ["DataError: ", files[row], " record ", tf.strings.as_string(indices[row]), ": ", what]
+        [MARKER, files[row], ": record ", tf.strings.as_string(indices[row]), ": ", what]
     )
 
 
@@ -407,10 +408,11 @@ def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, 
             continuation of the stream of `seed`.
 
     Returns:
-        "tf": a tf.data.Dataset; bad records fail inside iteration with an
-        InvalidArgumentError whose message starts "DataError: <file> record <i>: ...".
+        "tf": a tf.data.Dataset; bad records fail inside iteration with a TensorFlow
+        error; iterate it inside `pipeline_errors(source)` to get the DataError
+        "<file>: record <i>: ..." (or "<file>: ..." for lab folders) instead.
         "numpy": a `numpy_pipeline.WindowDataset`; bad records raise DataError
-        "<file> record <i>: ..." when their batch is loaded.
+        "<file>: record <i>: ..." when their batch is loaded.
         Both yield {"frames": float32 [B, T, 64, 64, 3] in [0, 1],
         "conditions": float32 [B, T, 7]} (4 action values then 3 end-effector values, raw).
 
@@ -491,21 +493,25 @@ def condition_statistics(source, split="train", max_sequences=1024, engine=None)
 
     Returns:
         (mean float32 [7], std float32 [7]).
+
+    Raises:
+        DataError: Missing or malformed data, named by file (and record).
     """
     ds = make_dataset(source, split, n_past=1, n_future=bair.SEQUENCE_LENGTH - 1, batch_size=64,
                       training=False, engine=engine)
     total = np.zeros(bair.CONDITION_DIM, np.float64)
     total_sq = np.zeros(bair.CONDITION_DIM, np.float64)
     count, seen = 0, 0
-    for batch in iterate_numpy(ds):
-        c = batch["conditions"][: max_sequences - seen].astype(np.float64)
-        seen += c.shape[0]
-        c = c.reshape(-1, bair.CONDITION_DIM)
-        total += c.sum(0)
-        total_sq += (c**2).sum(0)
-        count += c.shape[0]
-        if seen >= max_sequences:
-            break
+    with pipeline_errors(source):
+        for batch in iterate_numpy(ds):
+            c = batch["conditions"][: max_sequences - seen].astype(np.float64)
+            seen += c.shape[0]
+            c = c.reshape(-1, bair.CONDITION_DIM)
+            total += c.sum(0)
+            total_sq += (c**2).sum(0)
+            count += c.shape[0]
+            if seen >= max_sequences:
+                break
     if count == 0:
         raise DataError(f"{source}: split {split!r} has no sequences")
     mean = total / count

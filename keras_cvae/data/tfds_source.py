@@ -21,6 +21,22 @@ def is_tfds_dir(path) -> bool:
     return (Path(path) / TFDS_NAME).is_dir()
 
 
+def find_data_dir(path):
+    """The TFDS data_dir of `path`, or None if `path` is not in the TFDS layout.
+
+    Accepts the data_dir itself, its `bair_robot_pushing_small/` folder, or a version
+    folder inside that (TFDS then reads the newest prepared version).
+
+    Args:
+        path: A directory.
+    """
+    path = Path(path)
+    for candidate in (path, path.parent, path.parent.parent):
+        if is_tfds_dir(candidate) and (candidate == path or TFDS_NAME in path.parts[len(candidate.parts):][:1]):
+            return candidate
+    return None
+
+
 def _builder(data_dir):
     import tensorflow_datasets as tfds
 

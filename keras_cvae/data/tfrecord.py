@@ -88,13 +88,13 @@ def write_records(path, payloads: Iterable[bytes]) -> int:
 
 
 def _corrupt(path, index, reason) -> DataError:
-    return DataError(f"{path} record {index}: corrupt or truncated TFRecord ({reason})")
+    return DataError(f"{path}: record {index}: corrupt or truncated TFRecord ({reason})")
 
 
 def _check_header(path, index, header: bytes, offset: int, size: int) -> int:
     """The payload length from a 12-byte header, after its CRC and the file size check."""
     if len(header) < HEADER_BYTES:
-        raise DataError(f"{path} record {index}: truncated TFRecord (incomplete header)")
+        raise DataError(f"{path}: record {index}: truncated TFRecord (incomplete header)")
     length_bytes = header[:8]
     if _CRC.unpack_from(header, 8)[0] != masked_crc32c(length_bytes):
         raise _corrupt(path, index, "length CRC mismatch")
@@ -102,7 +102,7 @@ def _check_header(path, index, header: bytes, offset: int, size: int) -> int:
     end = offset + HEADER_BYTES + length + FOOTER_BYTES
     if end > size:
         raise DataError(
-            f"{path} record {index}: truncated or corrupt TFRecord "
+            f"{path}: record {index}: truncated or corrupt TFRecord "
             f"(record of {length} bytes runs past the end of the {size}-byte file)"
         )
     return length
