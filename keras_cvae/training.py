@@ -15,6 +15,7 @@ from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, RestoreEpochMet
                                   SampleGif, TrainingDiverged, restore_random_state)
 from keras_cvae.config import ModelConfig, TrainConfig
 from keras_cvae.model import SVG
+from keras_cvae.paths import why_not_creatable
 from keras_cvae.run_folder import LOCK_FILE, Checkpoint, RunError, RunFolder, atomic_save
 from keras_cvae.schedules import schedules_from_config
 
@@ -143,20 +144,25 @@ def _new_run_info(job: TrainingJob) -> dict:
     }
 
 
-def _reopen(run: RunFolder, job: TrainingJob):
-    """(info, train config, newest checkpoint or None) of a run to resume, with the changes
-    the job asks for applied and recorded."""
-    info = run.read_info()
-    changes = dict(job.resume_changes or {})
+def _check_resume_changes(run: RunFolder, changes: dict) -> TrainConfig:
+    """The run's own train config, after checking that `changes` may be applied to it."""
     train_config = run.train_config()
-    for name, value in changes.items():
+    for name in changes:
         if name not in RESUMABLE_SETTINGS:
             raise RunError(
                 f"{run.run_file}: {name} cannot change when resuming (the run keeps "
                 f"{name}={getattr(train_config, name)!r}); only {', '.join(RESUMABLE_SETTINGS)} "
                 "can, or start a new run"
             )
-    train_config = dataclasses.replace(train_config, **changes)
+    return train_config
+
+
+def _reopen(run: RunFolder, job: TrainingJob):
+    """(info, train config, newest checkpoint or None) of a run to resume, with the changes
+    the job asks for applied and recorded."""
+    info = run.read_info()
+    changes = dict(job.resume_changes or {})
+    train_config = dataclasses.replace(_check_resume_changes(run, changes), **changes)
     if job.data is not None:
         info["data"] = str(job.data)
     checkpoints = run.checkpoints()
@@ -229,9 +235,12 @@ def train(job: TrainingJob) -> TrainingResult:
     """
     if job.resume is not None:
         run = RunFolder(Path(job.resume))
-        run.read_info()  # fails, naming the file, before anything is created
+        _check_resume_changes(run, job.resume_changes or {})  # before anything is written
     else:
         run = RunFolder(_new_run_path(job))
+        problem = why_not_creatable(run.path)
+        if problem:
+            raise RunError(f"{run.path}: cannot create the run folder ({problem})")
     created = not run.path.exists()
     with run.lock():
         owned = False
@@ -287,10 +296,11 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
 
     config = model.config
     windows = dict(n_past=config.n_past, n_future=config.n_future, batch_size=train_config.batch_size)
-    val_data = ValidationBatches(list(data_lib.iterate_numpy(
-        data_lib.make_dataset(info["data"], "val", **windows, training=False, engine=job.data_engine),
-        max_batches=train_config.validation_steps,
-    )))
+    with data_lib.pipeline_errors(info["data"]):
+        val_data = ValidationBatches(list(data_lib.iterate_numpy(
+            data_lib.make_dataset(info["data"], "val", **windows, training=False, engine=job.data_engine),
+            max_batches=train_config.validation_steps,
+        )))
     title = f"{run.path.name}: {info['preset']} preset, KL {train_config.kl}"
     curves = CurvePlotter(run.path / "curves.png", history, title)
     gifs = SampleGif(run.samples_dir, val_data[0], config.n_past, config.z_dim, train_config.seed)
@@ -322,17 +332,18 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
 
     def fit(first_epoch, first_step, steps, extra_callbacks=()):
         start = first_epoch * train_config.steps_per_epoch + first_step
-        model.fit(
-            data_lib.make_dataset(info["data"], "train", **windows, training=True, seed=train_config.seed,
-                                  engine=job.data_engine, start_batch=start),
-            epochs=train_config.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps,
-            validation_data=val_data,
-            callbacks=[*callbacks, *extra_callbacks],
-            verbose=job.verbose,
-            shuffle=False,  # the datasets shuffle themselves
-        )
+        with data_lib.pipeline_errors(info["data"]):
+            model.fit(
+                data_lib.make_dataset(info["data"], "train", **windows, training=True, seed=train_config.seed,
+                                      engine=job.data_engine, start_batch=start),
+                epochs=train_config.epochs,
+                initial_epoch=first_epoch,
+                steps_per_epoch=steps,
+                validation_data=val_data,
+                callbacks=[*callbacks, *extra_callbacks],
+                verbose=job.verbose,
+                shuffle=False,  # the datasets shuffle themselves
+            )
 
     if step:  # finish the epoch a backup stopped in, then go on with whole epochs
         stop = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: setattr(model, "stop_training", True))

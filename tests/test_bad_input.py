@@ -213,9 +213,6 @@ def test_pipeline_errors_passes_other_errors_unchanged(tmp_path):
 # status 1, one stderr line "error: ..." naming the file (or the flag), no file left behind.
 
 SCRIPTS = ("train", "evaluate", "export", "make_dataset", "convert_dataset", "predict_onnx")
-NEEDS_FIT_WRAPPED = pytest.mark.xfail(
-    strict=True, reason="needs training.py to wrap fit and the validation batches with pipeline_errors"
-)
 
 
 @pytest.fixture(scope="module")
@@ -406,8 +403,18 @@ CORPUS = {
     "train lab CSV wrong column count": ("train", train_lab("csv_columns")),
     "train lab CSV non-number": ("train", train_lab("csv_number")),
     # train.py: faults met only once training runs (the validation split)
-    "train val corrupt record payload": ("train", train_bair("val", "crc"), NEEDS_FIT_WRAPPED),
-    "train val short image bytes": ("train", train_bair("val", "short"), NEEDS_FIT_WRAPPED),
+    "train val corrupt record payload": ("train", train_bair("val", "crc")),
+    "train val short image bytes": ("train", train_bair("val", "short")),
+    "train --out under a file": ("train", lambda tmp_path, run: (
+        ["--data", str(run.path.parent / "data"), "--out", str(a_file(tmp_path) / "run"), *TRAIN],
+        f"{a_file(tmp_path)} is a file")),
+    "train --backup-every -1": ("train", train_flag("--backup-every", "-1")),
+    "train --resume missing folder": ("train", lambda tmp_path, run: (
+        ["--resume", str(tmp_path / "nowhere")], str(tmp_path / "nowhere"))),
+    "train --resume changing --kl": ("train", lambda tmp_path, run: (
+        ["--resume", str(run.path), "--kl", "none"], f"{run.run_file}: kl cannot change")),
+    "train --resume with --preset": ("train", lambda tmp_path, run: (
+        ["--resume", str(run.path), "--preset", "tiny"], "--preset")),
     # evaluate.py
     "evaluate --samples 0": ("evaluate", evaluate_flag("--samples", "0")),
     "evaluate --batch-size 0": ("evaluate", evaluate_flag("--batch-size", "0")),
