@@ -15,7 +15,7 @@ import pytest
 from keras_cvae.run_folder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCHS, STEPS, BACKUP = 3, 4, 2
+EPOCHS, STEPS, BACKUP = 2, 3, 1
 
 
 def train_args(data, out=None, resume=None):
@@ -50,7 +50,7 @@ def straight_and_killed(generated_dir, tmp_path_factory):
     assert straight.returncode == 0, straight.stderr
     killed = root / "killed"
     positions = []
-    first = run_training(train_args(generated_dir, out=killed), "step", STEPS + BACKUP + 1)
+    first = run_training(train_args(generated_dir, out=killed), "step", STEPS + 2 * BACKUP)
     assert first.returncode == -signal.SIGKILL, first.stderr
     # Each resume is killed at a new kind of moment, then the last one finishes.
     for point, count in (("checkpoint", 1), ("validation", 1), ("plot", 1), (None, 1)):
@@ -64,7 +64,7 @@ def straight_and_killed(generated_dir, tmp_path_factory):
 def test_each_kill_resumes_from_the_newest_complete_checkpoint(straight_and_killed):
     _, _, positions = straight_and_killed
     assert positions == [
-        ["epoch-0001", "epoch-0001-step-000002"],  # killed one step after the backup
+        ["epoch-0001", "epoch-0001-step-000001"],  # killed a step after the backup
         ["epoch-0001", "epoch-0001-step-000002"],  # killed saving epoch 2: no trace of it
         ["epoch-0001", "epoch-0001-step-000002"],  # killed in validation, before the save
         ["epoch-0001", "epoch-0002"],              # killed plotting, after the save
@@ -82,7 +82,7 @@ def test_the_killed_run_ends_as_the_uninterrupted_one(straight_and_killed):
                                       err_msg=a.path)
     assert killed.read_info()["epochs_done"] == EPOCHS
     assert [r["from"] for r in killed.read_info()["resumes"]] == [
-        "epoch-0001-step-000002", "epoch-0001-step-000002", "epoch-0001-step-000002", "epoch-0002"]
+        "epoch-0001-step-000001", "epoch-0001-step-000002", "epoch-0001-step-000002", "epoch-0002"]
 
 
 def test_nothing_a_kill_left_half_written_remains(straight_and_killed):
