@@ -96,6 +96,21 @@ def test_training_order_is_deterministic_per_seed_whatever_the_workers(generated
     assert not all(np.array_equal(x, y) for x, y in zip(a, c))
 
 
+def test_a_resumed_stream_continues_the_uninterrupted_one(generated_dir):
+    def stream(start_batch, count, engine):
+        ds = make_dataset(generated_dir, "train", batch_size=4, training=True, seed=11,
+                          engine=engine, start_batch=start_batch)
+        return [b["conditions"] for b in iterate_numpy(ds, count)]
+
+    whole = stream(0, 70, "numpy")  # 280 windows: across the end of the first pass (256)
+    assert_same = [np.array_equal(x, y) for x, y in zip(whole[63:], stream(63, 7, "numpy"))]
+    assert assert_same == [True] * 7
+    # tf.data cannot seek: a resumed stream is a different, reproducible one.
+    tf_resumed = stream(5, 1, "tf")[0]
+    assert np.array_equal(tf_resumed, stream(5, 1, "tf")[0])
+    assert not np.array_equal(tf_resumed, stream(0, 6, "tf")[5])
+
+
 def test_batches_span_passes_and_every_pass_is_a_permutation():
     spec = WindowBatches(length=12, batch_size=3, training=True, seed=5)
     stream = [item for b in range(7) for item in spec.items(b, size=7)]  # 21 elements: 3 passes
