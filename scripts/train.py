@@ -128,6 +128,11 @@ def main(argv=None):
     except (DataError, RunError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        where = args.resume or args.out or "runs/<run>"
+        print(f"interrupted; continue from the newest checkpoint with: python scripts/train.py "
+              f"--resume {where} (a run that had none is removed)", file=sys.stderr)
+        return 130
     print(summary_line(result))
     return 0
 
