@@ -91,7 +91,7 @@ def main(argv=None):
     import tensorflow as tf
     import tf2onnx
 
-    from keras_cvae.run_folder import atomic_write_text
+    from keras_cvae.files import atomic_write_text
 
     result = {
         "benchmark": "scripts/export.py per preset: wall-clock time and peak memory of the export process",

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 
 from keras_cvae import backends, visualize
-from keras_cvae.run_folder import atomic_save
+from keras_cvae.files import atomic_save
 
 
 class TrainingDiverged(RuntimeError):

@@ -30,7 +30,8 @@ import numpy as np
 from keras_cvae import backends, metrics
 from keras_cvae.data.bair_tfrecord import SEQUENCE_LENGTH
 from keras_cvae.paths import why_not_creatable
-from keras_cvae.run_folder import RunFolder, atomic_save, atomic_write_text, latest_run
+from keras_cvae.files import atomic_save, atomic_write_text
+from keras_cvae.run_folder import RunFolder, latest_run
 
 METRIC_NAMES = ("psnr", "psnr_per_channel", "ssim")
 SERIES = ("copy_last_frame", "model_single", "model_mean_of_n", "model_best_of_n")

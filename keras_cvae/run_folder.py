@@ -20,12 +20,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from keras_cvae.config import ModelConfig, TrainConfig
+from keras_cvae.files import atomic_save, atomic_write_text
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
@@ -36,46 +36,6 @@ CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})(?:-step-(\d{6,}))?\.json$")
 
 class RunError(ValueError):
     """A run folder is missing, incomplete or inconsistent."""
-
-
-def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder and a rename.
-
-    Args:
-        path: Destination file.
-        text: Content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide run files from other users
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save(path, save):
-    """Calls `save(temporary_path)` then renames the result onto `path`.
-
-    Keras picks the file format from the suffix, so the temporary name keeps it.
-
-    Args:
-        path: Destination file.
-        save: Callable writing a file at the path it is given.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        save(str(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True, order=True)

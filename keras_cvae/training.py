@@ -16,7 +16,8 @@ from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, RestoreEpochMet
 from keras_cvae.config import ModelConfig, TrainConfig
 from keras_cvae.model import SVG
 from keras_cvae.paths import why_not_creatable
-from keras_cvae.run_folder import LOCK_FILE, Checkpoint, RunError, RunFolder, atomic_save
+from keras_cvae.files import atomic_save
+from keras_cvae.run_folder import LOCK_FILE, Checkpoint, RunError, RunFolder
 from keras_cvae.schedules import schedules_from_config
 
 # What a resumed run may change: the length of the run, the step size (after a

@@ -15,14 +15,13 @@ canvas, no pyplot, no global backend change) and imageio are imported only insid
 functions that need them, so importing this module stays cheap.
 """
 
-import contextlib
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from keras_cvae.files import atomic_path
 
 CONTEXT_COLOR = (0, 200, 0)
 PREDICTION_COLOR = (220, 0, 0)
@@ -51,25 +50,6 @@ def to_uint8(frames):
         return np.clip(frames, 0, 255).astype(np.uint8)
     frames = np.nan_to_num(frames.astype(np.float64), nan=0.0)
     return np.round(np.clip(frames, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-@contextlib.contextmanager
-def _atomic_path(path):
-    """Yields a temporary path next to `path`; renames it onto `path` on success."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    base, ext = os.path.splitext(os.path.basename(path))
-    handle, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=folder)
-    os.close(handle)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; give the usual mode of a written file.
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def _rgb_sequence(frames, name):
@@ -208,7 +188,7 @@ def save_comparison_gif(
     frames = comparison_frames(
         ground_truth, prediction, n_past, scale=scale, border=border, labels=labels
     )
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / fps, loop=0)
     return path
 
@@ -303,7 +283,7 @@ def save_prediction_strip(
     image = prediction_strip(
         ground_truth, prediction, n_past, scale=scale, border=border, labels=labels
     )
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
     return path
 
@@ -348,7 +328,7 @@ def _figure(n_panels, panel_size=(5.0, 3.4), ncols=2):
 
 
 def _save_figure(fig, path, dpi=100):
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return path
 

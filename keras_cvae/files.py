@@ -1,0 +1,123 @@
+"""Writing files and folders so that no reader ever sees half of one.
+
+Everything is written under a temporary name beside its target, then renamed onto it in
+one step. Temporary names start with a dot (a run folder's cleanup and every reader's
+pattern pass them over) and keep the target's suffixes (Keras and imageio choose the
+format from them). One mode policy: files 0644, folders 0755, whatever the umask or
+`mkstemp` would give.
+"""
+
+import contextlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+
+def temporary_sibling(path) -> Path:
+    """A hidden, unused name beside `path` with the same suffixes.
+
+    Args:
+        path: The target file or folder.
+    """
+    path = Path(path)
+    suffixes = "".join(path.suffixes) if path.suffix else ""
+    stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
+    return path.with_name(f".{stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffixes}")
+
+
+@contextlib.contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """Yields a temporary path to write; on success it becomes `path`, else it is removed.
+
+    Args:
+        path: The file to (re)place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_sibling(path)
+    try:
+        yield temporary
+        os.chmod(temporary, FILE_MODE)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def atomic_save(path, save):
+    """Calls `save(temporary_path)` and renames what it wrote onto `path`.
+
+    Args:
+        path: Destination file.
+        save: Callable writing a file at the path (a str) it is given.
+    """
+    with atomic_path(path) as temporary:
+        save(str(temporary))
+
+
+def atomic_write_bytes(path, data: bytes):
+    """Writes `data` to `path` atomically.
+
+    Args:
+        path: Destination file.
+        data: Content.
+    """
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def atomic_write_text(path, text: str):
+    """Writes `text` (UTF-8) to `path` atomically.
+
+    Args:
+        path: Destination file.
+        text: Content.
+    """
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def staged_directory(path, replace: bool = False) -> Iterator[Path]:
+    """Yields an empty temporary folder to fill; on success it becomes `path`.
+
+    On failure (an exception, Ctrl-C) the temporary folder is removed and `path` is
+    untouched.
+
+    Args:
+        path: The folder to create.
+        replace: Replace an existing `path` (removed only once the new one is complete).
+
+    Raises:
+        FileExistsError: `path` exists and `replace` is False.
+    """
+    path = Path(path)
+    if path.exists() and not replace:
+        raise FileExistsError(f"{path}: already exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_sibling(path)
+    temporary.mkdir(mode=DIR_MODE)
+    try:
+        yield temporary
+        _apply_modes(temporary)
+        if path.exists():
+            old = temporary_sibling(path)
+            os.replace(path, old)
+            os.replace(temporary, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(temporary, path)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _apply_modes(folder: Path):
+    os.chmod(folder, DIR_MODE)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), DIR_MODE)
+        for name in files:
+            os.chmod(os.path.join(root, name), FILE_MODE)
