@@ -23,12 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from keras_cvae.config import get_preset  # noqa: E402
-from keras_cvae.data import make_dataset  # noqa: E402
-from keras_cvae.evaluation import evaluate_model, make_rollout, make_scorer  # noqa: E402
-from keras_cvae.model import SVG  # noqa: E402
+from keras_cvae.config import get_preset
+from keras_cvae.data import make_dataset
+from keras_cvae.evaluation import evaluate_model, make_rollout, make_scorer
+from keras_cvae.model import SVG
 
 
 def timed_pass(model, args, sequences, rollout, scorer):

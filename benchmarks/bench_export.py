@@ -28,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_cvae import export  # noqa: E402
-from keras_cvae.config import get_preset  # noqa: E402
+from keras_cvae import export
+from keras_cvae.config import get_preset
 
 
 def timed(call, runs):

@@ -21,9 +21,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from keras_cvae.data.pushing_sim import SimConfig, simulate_sequence  # noqa: E402
+from keras_cvae.data.pushing_sim import SimConfig, simulate_sequence
 
 
 def _git_commit():

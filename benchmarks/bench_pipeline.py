@@ -30,12 +30,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from keras_cvae.data import NumpyEngine, iterate_numpy, make_dataset  # noqa: E402
-from keras_cvae.data.crc32c import crc32c  # noqa: E402
-from keras_cvae.data.generate import write_generated_dataset  # noqa: E402
-from keras_cvae.data.pipeline import resolve_engine  # noqa: E402
+from keras_cvae.data import NumpyEngine, iterate_numpy, make_dataset
+from keras_cvae.data.crc32c import crc32c
+from keras_cvae.data.generate import write_generated_dataset
+from keras_cvae.data.pipeline import resolve_engine
 
 RECORD_BYTES = 750_000  # about one BAIR record (two cameras, 30 frames)
 

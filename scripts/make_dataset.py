@@ -1,39 +1,12 @@
 """Generates a robot-pushing dataset with the simulator, in the BAIR TFRecord layout.
 
-    python scripts/make_dataset.py --out data/pushing --train 1280 --test 256 --seed 0
-
-Writes OUT/train/traj_A_to_B.tfrecords and OUT/test/..., 256 sequences of 30 frames per
-file. The second train file (sequences 256..511) is the validation split.
+The command lives in `keras_cvae.cli.make_dataset` (installed as `keras-cvae-make-dataset`);
+this file keeps `python scripts/make_dataset.py` working.
 """
 
-import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from keras_cvae.data import DataError  # noqa: E402
-from keras_cvae.data.generate import write_generated_dataset  # noqa: E402
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output directory (must not hold .tfrecords files yet)")
-    parser.add_argument("--train", type=int, default=1280, help="train sequences, val included (default 1280)")
-    parser.add_argument("--test", type=int, default=256, help="test sequences (default 256)")
-    parser.add_argument("--seed", type=int, default=0, help="simulator seed; same seed, same bytes (default 0)")
-    parser.add_argument("--workers", type=int, default=None, help="simulator processes (default: all CPU cores)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    try:
-        out = write_generated_dataset(args.out, n_train=args.train, n_test=args.test, seed=args.seed,
-                                      workers=args.workers, progress=not args.quiet)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.train} train and {args.test} test sequences to {out}")
-    return 0
-
+from keras_cvae.cli.make_dataset import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Runs scripts/train.py in this process and kills it with SIGKILL at a chosen point.
+"""Runs the training command (scripts/train.py) in this process and kills it with SIGKILL at a chosen point.
 
     python tests/crash_driver.py POINT N TRAIN_ARGS...
 
@@ -10,13 +10,10 @@ POINT is where the N-th (from 1) event of its kind ends the process, as `kill -9
     plot        while saving the N-th figure: a partial PNG in the plot's temporary file
 """
 
-import importlib.util
 import os
 import signal
 import sys
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def kill_at(count):
@@ -69,9 +66,8 @@ def arm(point, count):
 
 def main():
     point, count, *train_args = sys.argv[1:]
-    spec = importlib.util.spec_from_file_location("train_script", REPO / "scripts" / "train.py")
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    from keras_cvae.cli import train
+
     arm(point, int(count))
     return train.main(train_args)
 

@@ -1,5 +1,6 @@
 """Bad input gives one clear error naming the file (and record), and no half-written output."""
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -165,25 +166,27 @@ def test_csv_with_nan(tmp_path):
         iterate(root)
 
 
-def run_script(*args):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+def run_command(name, *args):
+    """`keras_cvae.cli.<name>` in a fresh interpreter (what `python scripts/<name>.py` runs)."""
+    return subprocess.run([sys.executable, "-m", f"keras_cvae.cli.{name}", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_scripts_print_one_error_line_and_exit_non_zero(tmp_path, small_bair_dir):
     root, _ = small_bair_dir
     path = root / "test" / bair.file_name(0, 1)
     path.write_bytes(path.read_bytes()[:-10])
-    result = run_script("scripts/convert_dataset.py", "--to", "lab", str(root), str(tmp_path / "lab"))
+    result = run_command("convert_dataset", "--to", "lab", str(root), str(tmp_path / "lab"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {path}: record 1: truncated")
     assert not (tmp_path / "lab").exists()
-    result = run_script("scripts/make_dataset.py", "--out", str(root), "--train", "1", "--test", "0", "--quiet")
+    result = run_command("make_dataset", "--out", str(root), "--train", "1", "--test", "0", "--quiet")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {root}: already holds")
 
 
 def test_train_in_a_fresh_process_ends_in_one_error_line_without_the_cuinit_noise(tmp_path):
-    result = run_script("scripts/train.py", "--preset", "tiny", "--batch-size", "0", "--out", str(tmp_path / "run"))
+    result = run_command("train", "--preset", "tiny", "--batch-size", "0", "--out", str(tmp_path / "run"))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         "error: batch_size (--batch-size) must be an integer of at least 1, got 0"
@@ -217,15 +220,8 @@ SCRIPTS = ("train", "evaluate", "export", "make_dataset", "convert_dataset", "pr
 
 @pytest.fixture(scope="module")
 def scripts():
-    """{name: the loaded scripts/<name>.py module}."""
-    import importlib.util
-
-    loaded = {}
-    for name in SCRIPTS:
-        spec = importlib.util.spec_from_file_location(f"{name}_script", ROOT / "scripts" / f"{name}.py")
-        loaded[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(loaded[name])
-    return loaded
+    """{name: the keras_cvae.cli module behind scripts/<name>.py}."""
+    return {name: importlib.import_module(f"keras_cvae.cli.{name}") for name in SCRIPTS}
 
 
 @pytest.fixture(scope="module")

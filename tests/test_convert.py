@@ -97,11 +97,11 @@ def test_destination_must_be_empty(small_bair_dir, tmp_path):
 
 def test_convert_script_help_and_run(small_bair_dir, tmp_path):
     root, _ = small_bair_dir
-    help_text = subprocess.run([sys.executable, "scripts/convert_dataset.py", "--help"], cwd=ROOT,
+    help_text = subprocess.run([sys.executable, "-m", "keras_cvae.cli.convert_dataset", "--help"], cwd=ROOT,
                                capture_output=True, text=True).stdout
     for flag in ("--to", "--validate", "--quiet", "src", "dst"):
         assert flag in help_text
-    result = subprocess.run([sys.executable, "scripts/convert_dataset.py", "--to", "lab", "--quiet", str(root),
+    result = subprocess.run([sys.executable, "-m", "keras_cvae.cli.convert_dataset", "--to", "lab", "--quiet", str(root),
                              str(tmp_path / "lab")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert lab_folders.is_lab_root(tmp_path / "lab")

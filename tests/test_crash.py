@@ -29,7 +29,7 @@ def train_args(data, out=None, resume=None):
 
 
 def run_training(args, kill_point=None, kill_count=1):
-    command = [sys.executable, str(REPO / "scripts" / "train.py"), *args]
+    command = [sys.executable, "-m", "keras_cvae.cli.train", *args]
     if kill_point is not None:
         command = [sys.executable, str(REPO / "tests" / "crash_driver.py"), kill_point,
                    str(kill_count), *args]

@@ -1,10 +1,8 @@
 """Evaluation: no peeking, best/mean/single consistency, baseline, outputs, bad input, script."""
 
 import contextlib
-import importlib.util
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,6 @@ from keras_cvae.evaluation import (
 from keras_cvae.model import SVG
 from keras_cvae.run_folder import RunError, RunFolder
 
-REPO = Path(__file__).resolve().parents[1]
 N_SEQUENCES = 5  # with batch size 3 the last batch is padded
 SAMPLES = 3
 
@@ -97,10 +94,9 @@ def tiny_run(tmp_path_factory, tiny_config, dataset_dir):
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("evaluate_script", REPO / "scripts" / "evaluate.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+    from keras_cvae.cli import evaluate
+
+    return evaluate
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +297,6 @@ def test_compiled_rollout_equals_calling_the_model(tiny_config, tiny_model):
 def test_malformed_record_is_a_data_error(tmp_path, tiny_run):
     from keras_cvae.data import DataError
 
-    sys.path.insert(0, str(REPO / "tests"))
     from test_bair_tfrecord import hand_written_example, write_raw
 
     sequences = random_sequences(3, seed=6)

@@ -1,6 +1,5 @@
 """predict_onnx.py: input forms, outputs equal to the Keras model, no TensorFlow, bad input."""
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -18,7 +17,8 @@ from keras_cvae.model import SVG
 from keras_cvae.run_folder import RunFolder
 from model_weights import randomize_weights
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "predict_onnx.py"
+REPO = Path(__file__).resolve().parents[1]
+COMMAND = "keras_cvae.cli.predict_onnx"
 CONDITION_MEAN = [0.5, -0.2, 0.1, 0.0, 1.0, 2.0, -1.0]
 CONDITION_STD = [2.0, 0.5, 1.0, 3.0, 0.25, 1.5, 0.8]
 SEQUENCE_ROWS = 30  # The lab's CSVs hold 30 rows; the model uses the first n_past + n_future.
@@ -45,7 +45,7 @@ GUARD = textwrap.dedent(f"""
     sys.meta_path.insert(0, Blocker())
     atexit.register(check_modules)
     sys.argv = sys.argv[1:]
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """)
 
 
@@ -90,10 +90,10 @@ def write_csv(path, values):
 
 
 def run_script(*args, guard=True):
-    """Runs predict_onnx.py in a fresh process (with the import guard)."""
-    command = [sys.executable, "-c", GUARD, str(SCRIPT)] if guard else [sys.executable, str(SCRIPT)]
+    """Runs the predict_onnx command in a fresh process (with the import guard)."""
+    command = [sys.executable, "-c", GUARD, COMMAND] if guard else [sys.executable, "-m", COMMAND]
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)})
 
 
 def keras_frames(model, context_uint8, conditions, noise):
@@ -110,7 +110,8 @@ def test_guard_catches_a_tensorflow_import(tmp_path):
     """The guard used below must be able to fail."""
     offender = tmp_path / "offender.py"
     offender.write_text("import tensorflow\n")
-    result = subprocess.run([sys.executable, "-c", GUARD, str(offender)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", GUARD, "offender"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert result.returncode != 0
     assert "blocked import of tensorflow" in result.stderr
 

@@ -1,0 +1,1 @@
+"""The command-line programs: each module parses its flags and calls one library function."""

@@ -1,0 +1,142 @@
+"""Train the SVG conditional VAE: `python scripts/train.py --kl cyclical`.
+
+Every flag left unset keeps the value of the chosen preset (listed per preset in --help).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from keras_cvae.cli.common import HelpFormatter
+from keras_cvae.config import BACKENDS, KL_SCHEDULES, PRIORS, get_preset, presets, replace, select_backend
+
+
+def parse_args(argv=None):
+    defaults = presets()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=HelpFormatter
+    )
+
+    def preset_default(field, section="train"):
+        values = {name: getattr(getattr(p, section), field) for name, p in defaults.items()}
+        return "preset default: " + ", ".join(f"{k} {v}" for k, v in values.items())
+
+    parser.add_argument("--preset", choices=sorted(defaults), default=None,
+                        help="model and training sizes: svg = the reference BAIR settings "
+                        "(needs a GPU), small = narrow model for CPU demos, tiny = unit tests "
+                        "(default: svg)")
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend: tensorflow, or jax (XLA; the way to train on GPUs "
+                        "without TensorFlow) (default: $KERAS_BACKEND, else tensorflow)")
+    parser.add_argument("--data", default=None,
+                        help="dataset: BAIR TFRecord folder, TFDS data_dir or lab folders "
+                        "(default: the embedded pushing dataset, generated once into the cache)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="new run folder (default: runs/<time>-<preset>-<kl>)")
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="continue this run folder from its newest checkpoint (or start it "
+                        "over if it has none) with its own settings; only --epochs, --lr, "
+                        "--validation-steps, --no-xla and --run-eagerly may change them, and "
+                        "--data may point at its moved data")
+    parser.add_argument("--backup-every", type=int, default=0, metavar="STEPS",
+                        help="also save a mid-epoch backup every STEPS steps, so a kill loses at "
+                        "most that many (default: 0, off)")
+    parser.add_argument("--backup-minutes", type=float, default=10.0, metavar="MINUTES",
+                        help="also save a mid-epoch backup every MINUTES minutes (0: off; "
+                        "default: 10)")
+    parser.add_argument("--data-engine", choices=("tf", "numpy"), default=None,
+                        help="input pipeline: tf (tf.data, fastest) or numpy (no TensorFlow; a "
+                        "resumed run continues exactly the data stream of an uninterrupted one, "
+                        "where tf.data starts a fresh seeded stream) (default: tf if TensorFlow "
+                        "is installed)")
+    parser.add_argument("--prior", choices=PRIORS, default=None,
+                        help="learned (SVG-LP) or fixed N(0, I) (SVG-FP); " + preset_default("prior", "model"))
+    parser.add_argument("--epochs", type=int, default=None, help=preset_default("epochs"))
+    parser.add_argument("--steps-per-epoch", type=int, default=None, help=preset_default("steps_per_epoch"))
+    parser.add_argument("--validation-steps", type=int, default=None,
+                        help="validation batches per epoch; " + preset_default("validation_steps"))
+    parser.add_argument("--batch-size", type=int, default=None, help=preset_default("batch_size"))
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate; " + preset_default("learning_rate"))
+    parser.add_argument("--beta", type=float, default=None,
+                        help="KL weight at full strength; " + preset_default("beta"))
+    parser.add_argument("--kl", choices=KL_SCHEDULES, default=None,
+                        help="KL annealing: cyclical, monotonic (one ramp) or none (weight 1); "
+                        + preset_default("kl"))
+    parser.add_argument("--kl-cycles", type=int, default=None,
+                        help="cycles over the run (cyclical); " + preset_default("kl_cycles"))
+    parser.add_argument("--kl-ratio", type=float, default=None,
+                        help="fraction of a cycle spent ramping 0 -> 1; " + preset_default("kl_ratio"))
+    parser.add_argument("--tfr", type=float, default=None,
+                        help="teacher-forcing ratio before decay; " + preset_default("tfr"))
+    parser.add_argument("--tfr-start-decay-epoch", type=int, default=None,
+                        help="first epoch with a lowered ratio; " + preset_default("tfr_start_decay_epoch"))
+    parser.add_argument("--tfr-decay-step", type=float, default=None,
+                        help="ratio decrease per epoch; " + preset_default("tfr_decay_step"))
+    parser.add_argument("--tfr-floor", type=float, default=None,
+                        help="lowest ratio; " + preset_default("tfr_floor"))
+    parser.add_argument("--seed", type=int, default=None, help=preset_default("seed"))
+    parser.add_argument("--no-xla", dest="jit_compile", action="store_false", default=None,
+                        help="run the steps without XLA (TensorFlow graph mode; JAX always "
+                        "compiles with XLA) (default: XLA on)")
+    parser.add_argument("--run-eagerly", action="store_true", default=None,
+                        help="run the steps eagerly, uncompiled (debugging; default: off)")
+    parser.add_argument("--mixed-precision", action="store_true", default=None,
+                        help="mixed_float16 compute (for GPUs; default: off)")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="0 silent, 1 progress bar, 2 one line per epoch (default: bar on a "
+                        "terminal, lines otherwise)")
+    return parser.parse_args(argv)
+
+
+TRAIN_FLAGS = {  # TrainConfig field: argparse destination
+    "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "validation_steps": "validation_steps",
+    "batch_size": "batch_size", "learning_rate": "lr", "beta": "beta", "kl": "kl",
+    "kl_cycles": "kl_cycles", "kl_ratio": "kl_ratio", "tfr": "tfr",
+    "tfr_start_decay_epoch": "tfr_start_decay_epoch", "tfr_decay_step": "tfr_decay_step",
+    "tfr_floor": "tfr_floor", "seed": "seed", "jit_compile": "jit_compile",
+    "run_eagerly": "run_eagerly", "mixed_precision": "mixed_precision",
+}
+
+
+def _job_from_args(args, job_class):
+    given = {field: getattr(args, dest) for field, dest in TRAIN_FLAGS.items()
+             if getattr(args, dest) is not None}
+    if args.resume is not None and (args.preset is not None or args.prior is not None):
+        raise ValueError("--preset and --prior define a new run; a resumed run keeps its model")
+    preset_name = args.preset or "svg"
+    preset = get_preset(preset_name)
+    return job_class(
+        model=replace(preset.model, prior=args.prior),
+        train=preset.train if args.resume is not None else replace(preset.train, **given),
+        data=args.data, out=args.out, resume=args.resume,
+        resume_changes=given if args.resume is not None else None, preset=preset_name,
+        verbose="auto" if args.verbose is None else args.verbose,
+        backup_every_steps=args.backup_every, backup_minutes=args.backup_minutes,
+        data_engine=args.data_engine,
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    select_backend(args.backend)
+    from keras_cvae.data import DataError
+    from keras_cvae.run_folder import RunError
+    from keras_cvae.training import TrainingJob, summary_line, train
+
+    try:
+        job = _job_from_args(args, TrainingJob)
+        result = train(job)
+    except (DataError, RunError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        where = args.resume or args.out or "runs/<run>"
+        print(f"interrupted; continue from the newest checkpoint with: python scripts/train.py "
+              f"--resume {where} (a run that had none is removed)", file=sys.stderr)
+        return 130
+    print(summary_line(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
