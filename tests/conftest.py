@@ -1,5 +1,7 @@
 """Shared fixtures: one tiny generated dataset per test session; the background JAX run."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -43,6 +45,27 @@ def small_bair_dir(tmp_path):
     bair.write_sequences(tmp_path / "ds" / "train" / bair.file_name(3, 4), seqs[3:5])
     bair.write_sequences(tmp_path / "ds" / "test" / bair.file_name(0, 1), seqs[5:])
     return tmp_path / "ds", seqs
+
+
+@pytest.fixture(scope="session")
+def write_run():
+    """A factory of run folders as training lays them out, holding a given (untrained) model:
+    `write_run(path, model, data=None) -> RunFolder`."""
+    from keras_cvae.config import get_preset
+    from keras_cvae.run_folder import RunFolder
+
+    def write(path, model, data=None):
+        run = RunFolder(Path(path))
+        run.write_info({
+            "model": model.config.to_dict(), "train": get_preset("tiny").train.to_dict(),
+            "data": None if data is None else str(data),
+            "condition_mean": model.initial_condition_mean, "condition_std": model.initial_condition_std,
+            "preset": "tiny", "created": "2024-01-01T00:00:00", "epochs_done": 0,
+        })
+        model.save(run.model_file)
+        return run
+
+    return write
 
 
 @pytest.hookimpl(trylast=True)  # after -m/-k have deselected

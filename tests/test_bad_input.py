@@ -225,15 +225,16 @@ def scripts():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, write_run):
     """A run folder holding an untrained tiny model, trained (as run.json says) on good data."""
-    from test_evaluation import make_run, random_sequences, write_dataset
+    from test_evaluation import random_sequences, write_dataset
 
     from keras_cvae.config import get_preset
+    from keras_cvae.model import SVG
 
     root = tmp_path_factory.mktemp("corpus")
     data = write_dataset(root / "data", random_sequences(3, seed=1))
-    return make_run(root / "run", get_preset("tiny").model, data)
+    return write_run(root / "run", SVG(get_preset("tiny").model, seed=0), data)
 
 
 def bair_corpus_dir(root, bad_file, fault):

@@ -22,7 +22,7 @@ from keras_cvae.evaluation import (
     summarize,
 )
 from keras_cvae.model import SVG
-from keras_cvae.run_folder import RunError, RunFolder
+from keras_cvae.run_folder import RunError
 
 N_SEQUENCES = 5  # with batch size 3 the last batch is padded
 SAMPLES = 3
@@ -47,27 +47,6 @@ def write_dataset(root, sequences):
     return root
 
 
-def make_run(path, model_config, data):
-    """A run folder holding an untrained model, as scripts/train.py lays it out."""
-    preset = get_preset("tiny")
-    model = SVG(model_config, seed=0)
-    run = RunFolder(Path(path))
-    run.write_info(
-        {
-            "model": model_config.to_dict(),
-            "train": preset.train.to_dict(),
-            "data": str(data) if data is not None else None,
-            "condition_mean": [0.0] * model_config.condition_dim,
-            "condition_std": [1.0] * model_config.condition_dim,
-            "preset": "tiny",
-            "created": "test",
-            "epochs_done": 0,
-        }
-    )
-    model.save(run.model_file)
-    return run
-
-
 def psnr_numpy(pred, target):
     mse = np.mean((pred.astype(np.float64) - target.astype(np.float64)) ** 2, axis=(-3, -2, -1))
     return 10.0 * np.log10(1.0 / mse)
@@ -89,8 +68,8 @@ def dataset_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_config, dataset_dir):
-    return make_run(tmp_path_factory.mktemp("runs") / "tiny", tiny_config, dataset_dir)
+def tiny_run(tmp_path_factory, tiny_config, dataset_dir, write_run):
+    return write_run(tmp_path_factory.mktemp("runs") / "tiny", SVG(tiny_config, seed=0), dataset_dir)
 
 
 def load_script():
@@ -250,12 +229,12 @@ def test_bad_protocol_gives_one_error_line(tiny_run, tmp_path, capsys, extra, me
     assert len(captured.err.strip().splitlines()) == 1
 
 
-def test_missing_run_and_checkpoint(tmp_path, tiny_config, dataset_dir, capsys):
+def test_missing_run_and_checkpoint(tmp_path, tiny_config, dataset_dir, capsys, write_run):
     code, captured = run_script(["--run", str(tmp_path / "nowhere")], capsys)
     assert code == 1 and "does not exist" in captured.err
     code, captured = run_script(["--runs-root", str(tmp_path / "empty")], capsys)
     assert code == 1 and "no training runs found" in captured.err
-    run = make_run(tmp_path / "no-model", tiny_config, dataset_dir)
+    run = write_run(tmp_path / "no-model", SVG(tiny_config, seed=0), dataset_dir)
     run.model_file.unlink()
     code, captured = run_script(["--run", str(run.path)], capsys)
     assert code == 1 and "model.keras: missing" in captured.err
@@ -264,9 +243,9 @@ def test_missing_run_and_checkpoint(tmp_path, tiny_config, dataset_dir, capsys):
         evaluate_run(EvalConfig(run=str(run.path), progress=False))
 
 
-def test_data_that_does_not_fit_the_model(tmp_path, tiny_config, dataset_dir):
+def test_data_that_does_not_fit_the_model(tmp_path, tiny_config, dataset_dir, write_run):
     config = ModelConfig.from_dict({**tiny_config.to_dict(), "condition_dim": 5})
-    run = make_run(tmp_path / "run", config, dataset_dir)
+    run = write_run(tmp_path / "run", SVG(config, seed=0), dataset_dir)
     with pytest.raises(EvaluationError, match=r"\(test split\): conditions have 7 values per frame, "
                        "the model expects 5"):
         evaluate_run(EvalConfig(run=str(run.path), out=str(tmp_path / "eval"), progress=False))

@@ -15,7 +15,6 @@ import pytest
 from keras_cvae import export
 from keras_cvae.config import get_preset
 from keras_cvae.model import SVG
-from keras_cvae.run_folder import RunFolder
 from model_weights import randomize_weights
 
 CONDITION_MEAN = [0.5, -0.2, 0.1, 0.0, 1.0, 2.0, -1.0]
@@ -23,20 +22,12 @@ CONDITION_STD = [2.0, 0.5, 1.0, 3.0, 0.25, 1.5, 0.8]
 EVALUATION = {"psnr": 21.5, "ssim": 0.7, "samples": 1, "horizon": 3}
 
 
-def make_run(path, prior):
-    """A run folder holding an untrained tiny model with non-trivial condition statistics."""
-    preset = get_preset("tiny")
-    config = dataclasses.replace(preset.model, prior=prior)
+def untrained_model(prior):
+    """An untrained tiny model with random weights and non-trivial condition statistics."""
+    config = dataclasses.replace(get_preset("tiny").model, prior=prior)
     model = SVG(config, condition_mean=CONDITION_MEAN, condition_std=CONDITION_STD, seed=0)
     randomize_weights(model, seed=0)
-    run = RunFolder(path)
-    run.write_info({
-        "model": config.to_dict(), "train": preset.train.to_dict(), "data": "data/pushing",
-        "condition_mean": CONDITION_MEAN, "condition_std": CONDITION_STD, "preset": "tiny",
-        "created": "2024-01-01T00:00:00", "epochs_done": 0,
-    })
-    model.save(run.model_file)
-    return run
+    return model
 
 
 def random_inputs(config, batch, seed):
@@ -49,12 +40,12 @@ def random_inputs(config, batch, seed):
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, write_run):
     """{prior: (Keras model, export folder)}, each prior exported once per module."""
     result = {}
     for prior in ("learned", "fixed"):
         root = tmp_path_factory.mktemp(f"export-{prior}")
-        run = make_run(root / "run", prior)
+        run = write_run(root / "run", untrained_model(prior), "data/pushing")
         (run.path / "eval").mkdir()
         (run.path / "eval" / "metrics.json").write_text(json.dumps(EVALUATION))
         model = run.load_model()
@@ -222,8 +213,8 @@ def test_check_rejects_a_file_onnxruntime_cannot_load(exported, tmp_path):
         export.check_export(model, broken, export.ExportConfig())
 
 
-def test_failed_export_leaves_no_folder(tmp_path, monkeypatch):
-    run = make_run(tmp_path / "run", "learned")
+def test_failed_export_leaves_no_folder(tmp_path, monkeypatch, write_run):
+    run = write_run(tmp_path / "run", untrained_model("learned"), "data/pushing")
     model = run.load_model()
 
     def fail(*args, **kwargs):

@@ -14,7 +14,6 @@ from PIL import Image
 from keras_cvae import export
 from keras_cvae.config import get_preset
 from keras_cvae.model import SVG
-from keras_cvae.run_folder import RunFolder
 from model_weights import randomize_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,19 +49,13 @@ GUARD = textwrap.dedent(f"""
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, write_run):
     """(Keras model, export folder) of an untrained tiny learned-prior model (ONNX only)."""
     root = tmp_path_factory.mktemp("predict-onnx")
     preset = get_preset("tiny")
     model = SVG(preset.model, condition_mean=CONDITION_MEAN, condition_std=CONDITION_STD, seed=1)
     randomize_weights(model, seed=0)
-    run = RunFolder(root / "run")
-    run.write_info({
-        "model": preset.model.to_dict(), "train": preset.train.to_dict(), "data": None,
-        "condition_mean": CONDITION_MEAN, "condition_std": CONDITION_STD, "preset": "tiny",
-        "created": "2024-01-01T00:00:00", "epochs_done": 0,
-    })
-    model.save(run.model_file)
+    run = write_run(root / "run", model)
     model = run.load_model()
     out_dir = root / "model"
     export.export_model(model, run, out_dir, export.ExportConfig(saved_model=False))
