@@ -1,0 +1,72 @@
+"""`evaluate_run`: a run folder evaluated end to end, its report and files written to eval/."""
+
+import time
+from pathlib import Path
+
+from keras_cvae.data import describe_source, make_dataset, pipeline_errors
+from keras_cvae.evaluation.outputs import save_predictions, write_metrics, write_pictures
+from keras_cvae.evaluation.protocol import EvalConfig, resolve_protocol
+from keras_cvae.evaluation.report import build_report, format_table
+from keras_cvae.evaluation.scoring import evaluate_model
+from keras_cvae.run_folder import RunFolder, latest_run
+
+
+def evaluate_run(config: EvalConfig):
+    """Evaluates a run folder and writes metrics.json, plots, GIFs and optional predictions.
+
+    Args:
+        config: An `EvalConfig`.
+
+    Returns:
+        The report dict written to metrics.json, plus "table" (the Markdown table with its
+        protocol paragraph) and "files" (paths written).
+
+    Raises:
+        RunError: Missing run, run.json or model.keras.
+        DataError: Missing or malformed data.
+        EvaluationError: Horizon or context do not fit the sequences, or the data does not
+            fit the model.
+    """
+    started = time.perf_counter()
+    run = RunFolder(Path(config.run)) if config.run is not None else latest_run(config.runs_root)
+    info = run.read_info()
+    model_config = run.model_config()
+    n_past, horizon = resolve_protocol(model_config, config.n_past, config.horizon)
+    model = run.load_model()
+    source = config.data if config.data is not None else info.get("data")
+    data = describe_source(source)
+    where = f"{data['path']} ({config.split} split)"
+    available = data["splits"].get(config.split)
+    target = min(filter(None, (available, config.max_sequences)), default=None)
+    dataset = make_dataset(
+        source, config.split, n_past=n_past, n_future=horizon, batch_size=config.batch_size, training=False
+    )
+    with pipeline_errors(source):
+        result = evaluate_model(
+            model,
+            dataset,
+            n_past=n_past,
+            horizon=horizon,
+            samples=config.samples,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            max_sequences=config.max_sequences,
+            keep_sequences=config.gif_sequences,
+            keep_all=config.save_predictions is not None,
+            jit_compile=config.jit_compile,
+            where=where,
+            progress_target=target,
+            progress=config.progress,
+        )
+    report = build_report(config, result, run=run, info=info, model_config=model_config, data=data)
+    out = Path(config.out) if config.out is not None else run.path / "eval"
+    files = write_pictures(out, result, report, config.gif_sequences)
+    if config.save_predictions is not None:
+        files.append(str(save_predictions(config.save_predictions, result)))
+    report["time"] = {
+        "rollout_seconds": result.rollout_seconds,
+        "sequences_per_second": result.sequences / result.rollout_seconds,
+        "total_seconds": time.perf_counter() - started,
+    }
+    files.insert(0, str(write_metrics(out, report)))
+    return {**report, "table": format_table(report), "files": files}
