@@ -2,45 +2,20 @@
 
 Nothing here imports TensorFlow or Keras (a test checks it), so a folder written by
 `scripts/export.py` can be used on a machine that has only
-`pip install onnxruntime numpy pillow imageio`.
-
-Inputs:
-    context frames    PNG files (or a folder of them, natural order), a GIF, or an .npz
-                      (array "context", else "frames", else its only array), [T, 64, 64, 3]
-                      uint8 or float in [0, 1]; the first n_past frames are the context.
-    conditions        one CSV of 7 columns (4 action + 3 end-effector), or the lab pair
-                      actions.csv (4 columns) + endeffector_positions.csv (3 columns), or a
-                      folder holding that pair; header-less, one row per frame, raw values
-                      (the model normalises them); the first n_past + n_future rows are used.
-Outputs (in the output folder):
-    predictions.npz   frames [S, n_future, 64, 64, 3] float32, noise, context, conditions
-    sample_K.gif      context then predicted frames of sample K
-    sample_K/frame_TT.png   predicted frame at time index TT (TT >= n_past)
+`pip install onnxruntime numpy pillow imageio`. The accepted input files and the written
+outputs are described in `keras_cvae.onnx_files`.
 """
 
 import json
-import os
-import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageSequence, UnidentifiedImageError
+import onnxruntime
 
+from keras_cvae.onnx_files import InferenceError, read_conditions, read_context, write_predictions
+from keras_cvae.onnx_protocol import METADATA_FILE, PREDICTION_INPUTS, PREDICTION_OUTPUT
 from keras_cvae.paths import why_not_creatable
-from keras_cvae.visualize import to_uint8
-
-METADATA_FILE = "metadata.json"
-PREDICTION_OUTPUT = "frames"
-ACTIONS_CSV = "actions.csv"
-ENDEFFECTOR_CSV = "endeffector_positions.csv"
-ACTION_DIM, ENDEFFECTOR_DIM = 4, 3
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-class InferenceError(ValueError):
-    """Bad input to ONNX inference; the message is one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -74,10 +49,6 @@ class PredictConfig:
             raise InferenceError(f"fps (--fps) must be a positive number, got {self.fps}")
 
 
-def _natural_key(path):
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", Path(path).name)]
-
-
 class ExportedModel:
     """An exported prediction model (model.onnx + metadata.json) run by onnxruntime.
 
@@ -86,8 +57,6 @@ class ExportedModel:
     """
 
     def __init__(self, model_dir):
-        import onnxruntime
-
         model_dir = Path(model_dir)
         metadata_path = model_dir / METADATA_FILE
         if not metadata_path.is_file():
@@ -128,244 +97,23 @@ class ExportedModel:
         Returns:
             [B, n_future, 64, 64, 3] float32 in [0, 1].
         """
-        feed = {
-            "context": np.asarray(context, np.float32),
-            "conditions": np.asarray(conditions, np.float32),
-            "noise": np.asarray(noise, np.float32),
-        }
+        values = (context, conditions, noise)
+        feed = {name: np.asarray(value, np.float32) for name, value in zip(PREDICTION_INPUTS, values)}
         (frames,) = self.session.run([PREDICTION_OUTPUT], feed)
         return frames
 
 
-# ---------------------------------------------------------------------- reading inputs
-def _as_unit_float(frames, source):
-    frames = np.asarray(frames)
-    if frames.dtype == np.uint8:
-        return frames.astype(np.float32) / 255.0
-    if not np.issubdtype(frames.dtype, np.floating):
-        raise InferenceError(f"{source}: frames must be uint8 or float, got {frames.dtype}")
-    if not np.all(np.isfinite(frames)) or frames.min() < 0.0 or frames.max() > 1.0:
-        raise InferenceError(f"{source}: float frames must be finite and in [0, 1]")
-    return frames.astype(np.float32)
-
-
-def _read_image(path):
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as error:
-        raise InferenceError(f"{path}: not a readable image ({error})") from None
-
-
-def _read_gif(path):
-    try:
-        with Image.open(path) as image:
-            return np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(image)])
-    except (OSError, UnidentifiedImageError) as error:
-        raise InferenceError(f"{path}: not a readable GIF ({error})") from None
-
-
-def _read_npz(path):
-    try:
-        with np.load(path) as archive:
-            names = list(archive.files)
-            for name in ("context", "frames"):
-                if name in names:
-                    return archive[name]
-            if len(names) == 1:
-                return archive[names[0]]
-    except (OSError, ValueError) as error:
-        raise InferenceError(f"{path}: not a readable .npz ({error})") from None
-    raise InferenceError(f"{path}: no array named 'context' or 'frames' (has {names})")
-
-
-def read_context(sources, n_past, image_size=64, channels=3):
-    """Reads the context frames: the first `n_past` frames of the sources.
-
-    Args:
-        sources: PNG paths, one folder of PNGs, one GIF or one .npz.
-        n_past: Context frames the model needs.
-        image_size: Height and width the model needs.
-        channels: Colour channels the model needs.
-
-    Returns:
-        [n_past, image_size, image_size, channels] float32 in [0, 1].
-    """
-    paths = [Path(s) for s in sources]
-    if not paths:
-        raise InferenceError("no context frames given")
-    for path in paths:
-        if not path.exists():
-            raise InferenceError(f"{path}: not found")
-    if len(paths) == 1 and paths[0].is_dir():
-        folder = paths[0]
-        paths = sorted(
-            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
-        )
-        if not paths:
-            raise InferenceError(f"{folder}: no image files")
-    single = paths[0]
-    if len(paths) == 1 and single.suffix.lower() == ".npz":
-        frames, source = _read_npz(single), single
-    elif len(paths) == 1 and single.suffix.lower() == ".gif":
-        frames, source = _read_gif(single), single
-    else:
-        images = [_read_image(p) for p in paths[:n_past]]
-        for path, image in zip(paths, images):
-            if image.shape != (image_size, image_size, channels):
-                raise InferenceError(
-                    f"{path}: image is {image.shape[1]}x{image.shape[0]}, "
-                    f"the model needs {image_size}x{image_size}"
-                )
-        frames, source = np.stack(images), paths[0] if len(paths) == 1 else paths[0].parent
-    if frames.ndim == 5 and frames.shape[0] == 1:
-        frames = frames[0]
-    if frames.ndim != 4 or frames.shape[1:] != (image_size, image_size, channels):
-        raise InferenceError(
-            f"{source}: frames have shape {list(frames.shape)}, "
-            f"the model needs [T, {image_size}, {image_size}, {channels}]"
-        )
-    if frames.shape[0] < n_past:
-        raise InferenceError(
-            f"{source}: {frames.shape[0]} context frame(s), the model needs {n_past}"
-        )
-    return _as_unit_float(frames[:n_past], source)
-
-
-def read_csv(path, columns):
-    """Reads a header-less CSV of `columns` floats per row as float32 [rows, columns].
-
-    Args:
-        path: CSV file.
-        columns: Expected number of columns.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InferenceError(f"{path}: file not found")
-    rows = []
-    lines = path.read_text().splitlines()
-    for index, line in enumerate(lines):
-        if not line.strip():
-            continue
-        fields = line.split(",")
-        if len(fields) != columns:
-            raise InferenceError(
-                f"{path}: row {index}: {len(fields)} columns, expected {columns}"
-            )
-        try:
-            rows.append([float(f) for f in fields])
-        except ValueError:
-            raise InferenceError(f"{path}: row {index}: not a number in {line.strip()!r}") from None
-    values = np.asarray(rows, np.float32).reshape(-1, columns)
-    if not np.all(np.isfinite(values)):
-        raise InferenceError(f"{path}: non-finite value")
-    return values
-
-
-def read_conditions(sources, rows, condition_dim=7):
-    """Reads the raw per-frame conditions: the first `rows` rows.
-
-    Args:
-        sources: One 7-column CSV, the pair (actions.csv, endeffector_positions.csv), or
-            one folder holding that pair.
-        rows: Rows the model needs (n_past + n_future).
-        condition_dim: Values per row the model needs.
-
-    Returns:
-        [rows, condition_dim] float32.
-    """
-    paths = [Path(s) for s in sources]
-    if len(paths) == 1 and paths[0].is_dir():
-        paths = [paths[0] / ACTIONS_CSV, paths[0] / ENDEFFECTOR_CSV]
-    if len(paths) == 1:
-        parts = [read_csv(paths[0], condition_dim)]
-    elif len(paths) == 2:
-        if ACTION_DIM + ENDEFFECTOR_DIM != condition_dim:
-            raise InferenceError(f"the model needs {condition_dim} condition values per frame")
-        parts = [read_csv(paths[0], ACTION_DIM), read_csv(paths[1], ENDEFFECTOR_DIM)]
-    else:
-        raise InferenceError(
-            "conditions: give one 7-column CSV, or actions.csv and endeffector_positions.csv"
-        )
-    for path, part in zip(paths, parts):
-        if part.shape[0] < rows:
-            raise InferenceError(
-                f"{path}: {part.shape[0]} condition rows, the model needs {rows} "
-                "(n_past + n_future frames)"
-            )
-    return np.concatenate([part[:rows] for part in parts], axis=1)
-
-
 def draw_noise(samples, n_future, z_dim, seed):
-    """Standard-normal noise [samples, n_future, z_dim] float32 from a NumPy seed."""
+    """Standard-normal noise [samples, n_future, z_dim] float32 from a NumPy seed.
+
+    Args:
+        samples: Futures to draw.
+        n_future: Predicted frames per future.
+        z_dim: Latent size.
+        seed: NumPy seed.
+    """
     rng = np.random.default_rng(seed)
     return rng.standard_normal((samples, n_future, z_dim)).astype(np.float32)
-
-
-# ---------------------------------------------------------------------- writing outputs
-def _atomic_write(path, write, suffix):
-    """Calls `write(temporary_path)` and renames the result onto `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        os.chmod(temporary, 0o644)
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_predictions(out_dir, context, conditions, noise, frames, fps=4.0):
-    """Writes predictions.npz, one GIF per sample (context then prediction) and PNGs.
-
-    Args:
-        out_dir: Destination folder.
-        context: [n_past, 64, 64, 3] float32.
-        conditions: [n_past + n_future, 7] float32 (raw).
-        noise: [S, n_future, z_dim].
-        frames: [S, n_future, 64, 64, 3] float32 predictions.
-        fps: Frames per second of the GIFs.
-
-    Returns:
-        The written paths.
-    """
-    import imageio.v3 as iio
-
-    out_dir = Path(out_dir)
-    n_past = context.shape[0]
-    written = [
-        _atomic_write(
-            out_dir / "predictions.npz",
-            lambda tmp: np.savez(
-                tmp, frames=frames, noise=noise, context=context, conditions=conditions
-            ),
-            ".npz",
-        )
-    ]
-    for sample, predicted in enumerate(frames):
-        video = to_uint8(np.concatenate([context, predicted], axis=0))
-        written.append(
-            _atomic_write(
-                out_dir / f"sample_{sample}.gif",
-                lambda tmp, video=video: iio.imwrite(
-                    tmp, video, extension=".gif", duration=1000.0 / fps, loop=0
-                ),
-                ".gif",
-            )
-        )
-        for step, image in enumerate(video[n_past:], start=n_past):
-            written.append(
-                _atomic_write(
-                    out_dir / f"sample_{sample}" / f"frame_{step:02d}.png",
-                    lambda tmp, image=image: Image.fromarray(image).save(tmp, format="PNG"),
-                    ".png",
-                )
-            )
-    return written
 
 
 def predict_files(config):

@@ -220,7 +220,7 @@ def test_failed_export_leaves_no_folder(tmp_path, monkeypatch, write_run):
     def fail(*args, **kwargs):
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr(export, "write_prediction_onnx", fail)
+    monkeypatch.setattr(export.writers, "write_prediction_onnx", fail)
     out_dir = tmp_path / "saved_models" / "x"
     with pytest.raises(RuntimeError, match="simulated"):
         export.export_model(model, run, out_dir, export.ExportConfig(saved_model=False))

@@ -1,0 +1,83 @@
+"""Parity checks: every exported file, loaded in its runtime, against the Keras model."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import tensorflow as tf
+from keras import ops
+
+from keras_cvae.export.config import ExportError
+from keras_cvae.export.graphs import prediction_shapes
+from keras_cvae.onnx_protocol import (
+    METADATA_FILE,
+    PREDICTION_INPUTS,
+    PREDICTION_ONNX,
+    PREDICTION_OUTPUT,
+    SAVED_MODEL_DIR,
+    STEP_ONNX,
+    run_step_onnx,
+)
+
+
+def check_inputs(config, batch, seed):
+    """Random prediction inputs (numpy float32) for parity checks.
+
+    Args:
+        config: The `ModelConfig`.
+        batch: Batch size.
+        seed: NumPy seed.
+    """
+    rng = np.random.default_rng(seed)
+    context, conditions, noise = (prediction_shapes(config)[name] for name in PREDICTION_INPUTS)
+    values = (
+        rng.uniform(size=[batch, *context[1:]]),
+        rng.normal(size=[batch, *conditions[1:]]),
+        rng.normal(size=[batch, *noise[1:]]),
+    )
+    return {name: value.astype(np.float32) for name, value in zip(PREDICTION_INPUTS, values)}
+
+
+def _check_close(name, actual, expected, tolerance):
+    difference = float(np.max(np.abs(actual - expected)))
+    if not difference <= tolerance:
+        raise ExportError(f"{name}: differs from the Keras model by {difference:.3g}")
+    return difference
+
+
+def _onnx_session(path):
+    try:
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own untyped errors.
+        raise ExportError(f"{path}: onnxruntime cannot load it ({error})") from None
+
+
+def check_export(model, folder, export_config):
+    """Loads every exported file in its runtime and compares it to the Keras model.
+
+    Args:
+        model: The exported `SVG` model.
+        folder: The export folder.
+        export_config: The `ExportConfig`.
+
+    Returns:
+        {file name: largest absolute difference to the Keras model}.
+    """
+    folder = Path(folder)
+    inputs = check_inputs(model.config, export_config.check_batch, export_config.seed)
+    expected = ops.convert_to_numpy(model(inputs, training=False))
+    tolerance = export_config.tolerance
+    session = _onnx_session(folder / PREDICTION_ONNX)
+    (frames,) = session.run([PREDICTION_OUTPUT], inputs)
+    differences = {PREDICTION_ONNX: _check_close(PREDICTION_ONNX, frames, expected, tolerance)}
+    stepped = run_step_onnx(_onnx_session(folder / STEP_ONNX), inputs, model.config)
+    differences[STEP_ONNX] = _check_close(STEP_ONNX, stepped, expected, tolerance)
+    if (folder / SAVED_MODEL_DIR).is_dir():
+        serve = tf.saved_model.load(str(folder / SAVED_MODEL_DIR)).signatures["serving_default"]
+        frames = serve(**{k: tf.constant(v) for k, v in inputs.items()})[PREDICTION_OUTPUT]
+        differences[SAVED_MODEL_DIR] = _check_close(
+            SAVED_MODEL_DIR, frames.numpy(), expected, tolerance
+        )
+    json.loads((folder / METADATA_FILE).read_text())
+    return differences
