@@ -92,7 +92,8 @@ def staged_directory(path, replace: bool = False) -> Iterator[Path]:
         replace: Replace an existing `path` (removed only once the new one is complete).
 
     Raises:
-        FileExistsError: `path` exists and `replace` is False.
+        FileExistsError: `replace` is False and `path` exists, or appeared meanwhile (another
+            process staged it first; theirs is kept).
     """
     path = Path(path)
     if path.exists() and not replace:
@@ -103,15 +104,26 @@ def staged_directory(path, replace: bool = False) -> Iterator[Path]:
     try:
         yield temporary
         _apply_modes(temporary)
-        if path.exists():
+        if replace and path.exists():
             old = temporary_sibling(path)
             os.replace(path, old)
             os.replace(temporary, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(temporary, path)
+            _rename_new(temporary, path)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _rename_new(folder: Path, path: Path):
+    # rename() fails on a folder with content, so a `path` that another process staged
+    # meanwhile is never replaced (an empty folder may be: nothing of it is lost).
+    try:
+        os.rename(folder, path)
+    except OSError as error:
+        if path.exists():
+            raise FileExistsError(f"{path}: already exists") from error
+        raise
 
 
 def _apply_modes(folder: Path):

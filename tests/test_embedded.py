@@ -1,5 +1,6 @@
 """The embedded default dataset: location, build once, reuse, marker written last."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,36 @@ def test_incomplete_build_is_not_reused(monkeypatch, tmp_path):
     (tmp_path / "default" / "train").mkdir(parents=True)
     with pytest.raises(DataError, match="not a complete pushing_v1 build"):
         embedded.ensure_embedded_dataset(progress=False)
+
+
+def _fake_writer(write):
+    def write_generated_dataset(out_dir, **kwargs):
+        write(Path(out_dir))
+        return Path(out_dir)
+
+    return write_generated_dataset
+
+
+def test_an_empty_target_folder_is_filled(monkeypatch, tmp_path):
+    target = tmp_path / "default"
+    target.mkdir()
+    monkeypatch.setenv("KERAS_CVAE_DATA", str(target))
+    monkeypatch.setattr(embedded, "write_generated_dataset", _fake_writer(lambda out: (out / "x").write_text("x")))
+    assert embedded.ensure_embedded_dataset(progress=False) == target and embedded.is_complete(target)
+    assert sorted(p.name for p in target.iterdir()) == [embedded.MARKER, "x"]
+
+
+def test_a_build_another_process_finished_first_is_kept(monkeypatch, tmp_path):
+    target = tmp_path / "default"
+    monkeypatch.setenv("KERAS_CVAE_DATA", str(target))
+
+    def build_while_another_process_finishes(out):
+        (out / "mine").write_text("mine")
+        target.mkdir()
+        (target / "theirs").write_text("theirs")
+        (target / embedded.MARKER).write_text(json.dumps(embedded._expected_marker()))
+
+    monkeypatch.setattr(embedded, "write_generated_dataset", _fake_writer(build_while_another_process_finishes))
+    assert embedded.ensure_embedded_dataset(progress=False) == target
+    assert sorted(p.name for p in target.iterdir()) == [embedded.MARKER, "theirs"]
+    assert [p.name for p in tmp_path.iterdir()] == ["default"]  # our copy is gone

@@ -1,16 +1,13 @@
-"""Data: the BAIR TFRecord layout, the lab folder layout, TFDS, the generated default
-dataset, and `make_dataset`, the pipeline the model trains on (tf.data, or NumPy without
-TensorFlow)."""
+"""Data: every dataset layout, and `make_dataset`, the batches the model trains on.
 
-from keras_cvae.data.errors import DataError, pipeline_errors
-from keras_cvae.data.pipeline import (
-    NumpyEngine,
-    condition_statistics,
-    describe_source,
-    iterate_numpy,
-    make_dataset,
-    resolve_source,
-)
+Layouts: BAIR TFRecords, lab folders, TFDS and the generated default dataset (see
+`sources`); engines: tf.data or NumPy without TensorFlow (see `pipeline`).
+"""
+
+from keras_cvae.data.errors import DataError
+from keras_cvae.data.pipeline import NumpyEngine, condition_statistics, iterate_numpy, make_dataset
+from keras_cvae.data.sources import describe_source, resolve_source
+from keras_cvae.data.tf_pipeline import pipeline_errors
 
 __all__ = [
     "DataError",

@@ -6,9 +6,9 @@ record is one `tf.train.Example` holding, for t in 0..29, `{t}/image_aux1/encode
 `{t}/image_main/encoded` (raw uint8 RGB, 64*64*3 bytes, HWC), `{t}/action` (4 floats) and
 `{t}/endeffector_pos` (3 floats).
 
-Writing, reading and validating need no TensorFlow (`tfrecord` frames the records,
-`example_proto` encodes the Examples); only the tf.data helpers at the end (`features_for`,
-`parse_batch`, `decode_frames`) import it.
+Nothing here needs TensorFlow (`tfrecord` frames the records, `example_proto` encodes the
+Examples; the tf.data parsing is in `tf_pipeline`). The schema, writer, readers and
+validation share one set of keys and checks, so they stay in one file of about 340 lines.
 """
 
 import re
@@ -339,58 +339,3 @@ def validate_tfrecords(directory, *, progress: bool = False) -> dict:
         if progress:
             print(f"ok {path} ({n} sequences)")
     return counts
-
-
-def features_for(steps, *, with_defaults: bool = True) -> dict:
-    """`tf.io.parse_example` spec for the model camera and the conditions at `steps`.
-
-    With defaults, a missing image key parses as b"" and a missing float as NaN, so the
-    checks in the pipeline (byte length, finiteness) report it with the file name.
-    """
-    import tensorflow as tf
-
-    spec = {}
-    for t in steps:
-        spec[image_key(t)] = tf.io.FixedLenFeature([], tf.string, default_value=b"" if with_defaults else None)
-        spec[action_key(t)] = tf.io.FixedLenFeature(
-            [ACTION_DIM], tf.float32, default_value=[float("nan")] * ACTION_DIM if with_defaults else None
-        )
-        spec[endeffector_key(t)] = tf.io.FixedLenFeature(
-            [ENDEFFECTOR_DIM], tf.float32,
-            default_value=[float("nan")] * ENDEFFECTOR_DIM if with_defaults else None,
-        )
-    return spec
-
-
-def parse_batch(serialized, steps=range(SEQUENCE_LENGTH)):
-    """Parses a batch of serialized BAIR Examples (model camera only), without decoding.
-
-    Args:
-        serialized: string tensor [B].
-        steps: The time steps to parse.
-
-    Returns:
-        (images, conditions): string tensor [B, len(steps)] of raw frames and float32
-        [B, len(steps), 7] (4 action values then 3 end-effector values). Missing keys give
-        b"" / NaN (see `features_for`).
-    """
-    import tensorflow as tf
-
-    steps = list(steps)
-    parsed = tf.io.parse_example(serialized, features_for(steps))
-    images = tf.stack([parsed[image_key(t)] for t in steps], axis=1)
-    conditions = tf.stack(
-        [tf.concat([parsed[action_key(t)], parsed[endeffector_key(t)]], axis=-1) for t in steps],
-        axis=1,
-    )
-    return images, conditions
-
-
-def decode_frames(images):
-    """Raw frame strings [..., T] (checked lengths) -> float32 [..., T, 64, 64, 3] in [0, 1]."""
-    import tensorflow as tf
-
-    shape = tf.shape(images)
-    pixels = tf.io.decode_raw(images, tf.uint8)
-    pixels = tf.reshape(pixels, tf.concat([shape, [IMAGE_SIZE, IMAGE_SIZE, CHANNELS]], 0))
-    return tf.cast(pixels, tf.float32) / 255.0

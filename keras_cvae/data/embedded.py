@@ -2,15 +2,18 @@
 
 Location: `$KERAS_CVAE_DATA` if set, else `$XDG_CACHE_HOME/keras_cvae/pushing_v1`, else
 `~/.cache/keras_cvae/pushing_v1`. It is built into a temporary sibling directory and
-renamed into place; a marker file written last says it is complete.
+renamed into place (`files.staged_directory`); a marker file written last says it is
+complete.
 """
 
+import contextlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 from keras_cvae.data.errors import DataError
+from keras_cvae.data.generate import write_generated_dataset
+from keras_cvae.files import atomic_write_text, staged_directory
 
 DATASET_NAME = "pushing_v1"
 ENV_VAR = "KERAS_CVAE_DATA"
@@ -44,15 +47,19 @@ def is_complete(path) -> bool:
 def ensure_embedded_dataset(progress: bool = True, workers=None) -> Path:
     """Returns the default dataset's directory, generating it first if needed.
 
+    Processes that build it at the same time each build their own copy; the first to
+    finish puts its copy in place and the others return it.
+
     Args:
         progress: Show a progress bar while generating.
         workers: Simulator processes (default: all cores).
 
     Returns:
         The dataset root (it holds `train/` and `test/`).
-    """
-    from keras_cvae.data.generate import write_generated_dataset
 
+    Raises:
+        DataError: The directory holds something that is not a complete build.
+    """
     target = default_data_dir()
     if is_complete(target):
         return target
@@ -61,26 +68,21 @@ def ensure_embedded_dataset(progress: bool = True, workers=None) -> Path:
             f"{target}: exists but is not a complete {DATASET_NAME} build (no valid {MARKER});"
             f" remove it or set {ENV_VAR} to another directory"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.building-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    if target.exists():
+        # Empty, or completed by another process since the check above (then rmdir fails
+        # and staged_directory reports it as existing).
+        with contextlib.suppress(OSError):
+            target.rmdir()
     try:
-        if progress:
-            print(f"Generating the default dataset into {target} (once) ...")
-        write_generated_dataset(
-            tmp, n_train=N_TRAIN, n_test=N_TEST, seed=SEED, workers=workers, progress=progress
-        )
-        (tmp / MARKER).write_text(json.dumps(_expected_marker()))
-        if target.exists():
-            target.rmdir()  # empty, checked above
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if is_complete(target):  # another process finished first
-                return target
-            raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        with staged_directory(target) as building:
+            if progress:
+                print(f"Generating the default dataset into {target} (once) ...")
+            write_generated_dataset(
+                building, n_train=N_TRAIN, n_test=N_TEST, seed=SEED, workers=workers, progress=progress
+            )
+            atomic_write_text(building / MARKER, json.dumps(_expected_marker()))
+    except FileExistsError:
+        if is_complete(target):  # another process finished first
+            return target
+        raise
     return target

@@ -29,10 +29,10 @@ import keras
 import numpy as np
 
 from keras_cvae.data import bair_tfrecord as bair
-from keras_cvae.data import lab_folders, tfrecord
+from keras_cvae.data import lab_layout, tfrecord
+from keras_cvae.data.windows import random_window_starts, to_unit
 
 MAX_DEFAULT_WORKERS = 8
-_TO_UNIT = np.float32(255.0)  # float32 division: bit-identical to tf.data's cast / 255
 
 
 def default_workers() -> int:
@@ -100,10 +100,10 @@ class LabSequences:
             DataError: A PNG or CSV file is missing or malformed; names the file.
         """
         folder = Path(self.folders[item])
-        frames = np.stack([lab_folders.read_png(folder / f"{t}.png") for t in range(start, start + length)])
+        frames = np.stack([lab_layout.read_png(folder / f"{t}.png") for t in range(start, start + length)])
         conditions = np.concatenate(
-            [lab_folders.read_csv(folder / lab_folders.ACTIONS_CSV, bair.ACTION_DIM),
-             lab_folders.read_csv(folder / lab_folders.ENDEFFECTOR_CSV, bair.ENDEFFECTOR_DIM)],
+            [lab_layout.read_csv(folder / lab_layout.ACTIONS_CSV, bair.ACTION_DIM),
+             lab_layout.read_csv(folder / lab_layout.ENDEFFECTOR_CSV, bair.ENDEFFECTOR_DIM)],
             axis=-1,
         )
         return frames, conditions[start : start + length]
@@ -133,7 +133,7 @@ class WindowBatches:
         """(sequence order [size], window starts [size]) of training pass `pass_index`."""
         rng = np.random.default_rng([self.seed, pass_index])
         order = rng.permutation(size)
-        starts = rng.integers(0, bair.SEQUENCE_LENGTH - self.length + 1, size=size)
+        starts = random_window_starts(rng, size, self.length)
         return order, starts
 
     def items(self, batch: int, size: int) -> list:
@@ -190,6 +190,6 @@ class WindowDataset(keras.utils.PyDataset):
                    for item, start in self.batches.items(batch, self.size)]
         frames = np.stack([frames for frames, _ in windows])
         return {
-            "frames": np.divide(frames, _TO_UNIT, dtype=np.float32),
+            "frames": to_unit(frames),
             "conditions": np.stack([conditions for _, conditions in windows]),
         }

@@ -1,37 +1,37 @@
-"""`make_dataset`: video from disk to model batches, for every supported source.
+"""`make_dataset`: video from disk to model batches, for every supported source and engine.
 
-Sources (detected from the path):
-- "bair": BAIR TFRecords, `root/{train,test}/traj_A_to_B.tfrecords` (root may also be the
-  parent of `softmotion30_44k/`). val = the second train file by start index.
-- "tfds": a TFDS data_dir holding a prepared `bair_robot_pushing_small` (see tfds_source).
-- "lab": the course lab folders `{train,validate,test}/<traj>/<k>/` (val = validate/).
-- None: the embedded default dataset (generated once, BAIR layout).
+Sources are detected from the path (see `sources`): BAIR TFRecords, a TFDS data_dir, lab
+folders, or None for the embedded default dataset.
 
 Batches are {"frames": float32 [B, T, 64, 64, 3] in [0, 1], "conditions": float32 [B, T, 7]}
 with T = n_past + n_future and conditions = 4 action values then 3 end-effector values, raw.
 
-Two engines build them: "tf" (a tf.data pipeline) and "numpy" (a `keras.utils.PyDataset`,
-see `numpy_pipeline`, for machines without TensorFlow). `iterate_numpy` reads either.
+Two engines build them: "tf" (tf.data pipelines, see `tf_pipeline`) and "numpy" (a
+`keras.utils.PyDataset`, see `numpy_pipeline`, for machines without TensorFlow).
+`iterate_numpy` reads either.
 """
 
 import itertools
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterator, Optional, Union
 
 import numpy as np
 
 from keras_cvae.data import bair_tfrecord as bair
-from keras_cvae.data import lab_folders, tfds_source
-from keras_cvae.data.errors import MARKER, DataError, pipeline_errors
+from keras_cvae.data.errors import DataError
+from keras_cvae.data.sources import (
+    Source,
+    bair_split_files,
+    check_split,
+    lab_split_sequences,
+    resolve_source,
+)
+from keras_cvae.data.tf_pipeline import BUILDERS, pipeline_errors
+from keras_cvae.data.windows import seed_or_fresh
 
-SPLITS = ("train", "val", "test")
 ENGINES = ("tf", "numpy")
-SHUFFLE_BUFFER = 1024  # windows in the training shuffle (T=12: 0.15 MB each as uint8)
-PARSE_BATCH = 16  # serialized records parsed together in training (16 measured fastest of 16/32/64)
-CYCLE_LENGTH = 4  # files read concurrently in training
 
 
 @dataclass(frozen=True)
@@ -55,103 +55,6 @@ class NumpyEngine:
     max_queue_size: int = 10
 
 
-@dataclass(frozen=True)
-class Source:
-    """A resolved data source: its kind ("bair", "lab", "tfds") and root directory."""
-
-    kind: str
-    root: Path
-    extra: dict = field(default_factory=dict, compare=False)
-
-
-def resolve_source(source) -> Source:
-    """Detects the kind of `source` (see the module docstring).
-
-    Raises:
-        DataError: The path is missing, empty or not in a known layout.
-    """
-    if source is None:
-        from keras_cvae.data.embedded import ensure_embedded_dataset
-
-        return Source("bair", ensure_embedded_dataset())
-    if isinstance(source, Source):
-        return source
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: directory not found")
-    if not path.is_dir():
-        raise DataError(f"{path}: not a directory")
-    if not any(path.iterdir()):
-        raise DataError(f"{path}: directory is empty")
-    for root in (path, path / bair.ROOT_NAME):
-        for split in bair.SPLIT_DIRS:
-            d = root / split
-            if d.is_dir() and any(p.name.endswith(bair.FILE_SUFFIX) for p in d.iterdir()):
-                return Source("bair", root)
-    data_dir = tfds_source.find_data_dir(path)
-    if data_dir is not None:
-        return Source("tfds", data_dir)
-    if lab_folders.is_lab_root(path):
-        return Source("lab", path)
-    raise DataError(
-        f"{path}: not a known dataset layout (expected {{train,test}}/traj_A_to_B.tfrecords, "
-        f"a TFDS data_dir with {tfds_source.TFDS_NAME}/, or lab folders "
-        "{train,validate,test}/<traj>/<k>/*.png)"
-    )
-
-
-def _check_split(split):
-    if split not in SPLITS:
-        raise DataError(f"split must be one of {SPLITS}, got {split!r}")
-
-
-def bair_split_files(root, split: str) -> list:
-    """The TFRecord files of `split` in a BAIR root, sorted by start index.
-
-    val is the second train file by start index; train is every other train file.
-
-    Raises:
-        DataError: The split directory is missing/empty, or val is asked of a train
-            directory with fewer than two files.
-    """
-    _check_split(split)
-    root = Path(root)
-    if split == "test":
-        return bair.list_tfrecord_files(root / "test")
-    files = bair.list_tfrecord_files(root / "train")
-    if split == "val":
-        if len(files) < 2:
-            raise DataError(
-                f"{root / 'train'}: the val split is the second train file, but there is only {len(files)}"
-            )
-        return [files[1]]
-    return files[:1] + files[2:]
-
-
-def split_sizes(source) -> dict:
-    """{split: number of sequences} for every split the source has."""
-    src = resolve_source(source)
-    sizes = {}
-    for split in SPLITS:
-        try:
-            if src.kind == "bair":
-                sizes[split] = sum(bair.scan_record_framing(f) for f in bair_split_files(src.root, split))
-            elif src.kind == "lab":
-                sizes[split] = len(lab_folders.list_sequences(src.root / lab_folders.SPLIT_DIRS[split]))
-        except DataError:
-            if split == "train":
-                raise
-    if src.kind == "tfds":
-        sizes = tfds_source.split_sizes(src.root)
-    return sizes
-
-
-def describe_source(source) -> dict:
-    """{"kind", "path", "splits": {split: sequences}} for metadata and printing."""
-    src = resolve_source(source)
-    return {"kind": src.kind, "path": str(src.root), "splits": split_sizes(src)}
-
-
 def _window_length(n_past, n_future):
     length = n_past + n_future
     if n_past < 1 or n_future < 0 or length > bair.SEQUENCE_LENGTH:
@@ -160,167 +63,6 @@ def _window_length(n_past, n_future):
             f"got {n_past} + {n_future}"
         )
     return length
-
-
-def _first_bad_message(bad, files, indices, what):
-    """A string tensor naming the first bad record of a batch: "DataError: FILE: record I: WHAT"."""
-    import tensorflow as tf
-
-    row = tf.argmax(tf.cast(tf.reduce_any(tf.reshape(bad, [tf.shape(bad)[0], -1]), axis=1), tf.int32))
-    return tf.strings.join(
-        [MARKER, files[row], ": record ", tf.strings.as_string(indices[row]), ": ", what]
-    )
-
-
-def _checked(images, conditions, files, indices):
-    """Asserts image byte lengths and finite conditions, naming file and record on failure."""
-    import tensorflow as tf
-
-    bad_len = tf.not_equal(tf.strings.length(images), bair.FRAME_BYTES)
-    bad_val = tf.logical_not(tf.math.is_finite(conditions))
-    checks = [
-        tf.debugging.Assert(
-            tf.logical_not(tf.reduce_any(bad_len)),
-            [_first_bad_message(bad_len, files, indices,
-                                f"image_aux1 missing or not {bair.FRAME_BYTES} bytes (raw uint8 64x64x3)")],
-        ),
-        tf.debugging.Assert(
-            tf.logical_not(tf.reduce_any(bad_val)),
-            [_first_bad_message(bad_val, files, indices, "action/endeffector_pos missing, NaN or inf")],
-        ),
-    ]
-    with tf.control_dependencies(checks):
-        return tf.identity(images), tf.identity(conditions)
-
-
-def _window_starts(seed_pair, batch, length):
-    import tensorflow as tf
-
-    return tf.random.stateless_uniform(
-        [batch], seed=seed_pair, minval=0, maxval=bair.SEQUENCE_LENGTH - length + 1, dtype=tf.int32
-    )
-
-
-def _records_with_origin(path):
-    """TFRecordDataset of one file, each record paired with its file name and index."""
-    import tensorflow as tf
-
-    return tf.data.Dataset.zip(
-        tf.data.TFRecordDataset(path),
-        tf.data.Dataset.from_tensors(path).repeat(),
-        tf.data.Dataset.range(np.iinfo(np.int64).max),
-    )
-
-
-def _bair_dataset(root, split, length, batch_size, training, seed):
-    import tensorflow as tf
-
-    files = bair_split_files(root, split)
-    for f in files:  # cheap framing check: truncated files fail here, named
-        bair.scan_record_framing(f)
-    names = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
-    autotune = tf.data.AUTOTUNE
-    if not training:
-        records = names.flat_map(_records_with_origin).batch(batch_size, drop_remainder=False)
-
-        def parse_eval(serialized, paths, indices):
-            images, conditions = bair.parse_batch(serialized, steps=range(length))
-            images, conditions = _checked(images, conditions, paths, indices)
-            return {"frames": bair.decode_frames(images), "conditions": conditions}
-
-        return records.map(parse_eval, num_parallel_calls=autotune, deterministic=True).prefetch(autotune)
-
-    deterministic = seed is not None
-    base_seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-    records = names.shuffle(len(files), seed=base_seed, reshuffle_each_iteration=True).repeat()
-    records = records.interleave(
-        _records_with_origin,
-        cycle_length=min(len(files), CYCLE_LENGTH),
-        block_length=1,
-        num_parallel_calls=min(len(files), CYCLE_LENGTH),
-        deterministic=deterministic,
-    )
-    # Batch the serialized records before parsing (one parse_example per batch is much
-    # cheaper than one per record), keep only the window of the model camera as uint8,
-    # then shuffle those small windows (0.15 MB each instead of 0.75 MB records).
-    records = records.batch(PARSE_BATCH, drop_remainder=True).enumerate()
-
-    def parse_train(step, batch):
-        serialized, paths, indices = batch
-        images, conditions = bair.parse_batch(serialized)  # all 30 steps, model camera only
-        images, conditions = _checked(images, conditions, paths, indices)
-        starts = _window_starts(tf.stack([tf.constant(base_seed, tf.int64), step]), PARSE_BATCH, length)
-        window = starts[:, None] + tf.range(length)[None, :]
-        images = tf.gather(images, window, batch_dims=1)
-        conditions = tf.gather(conditions, window, batch_dims=1)
-        pixels = tf.reshape(
-            tf.io.decode_raw(images, tf.uint8),
-            [PARSE_BATCH, length, bair.IMAGE_SIZE, bair.IMAGE_SIZE, bair.CHANNELS],
-        )
-        return pixels, conditions
-
-    windows = records.map(parse_train, num_parallel_calls=autotune, deterministic=deterministic).unbatch()
-    windows = windows.shuffle(SHUFFLE_BUFFER, seed=base_seed, reshuffle_each_iteration=True)
-    batches = windows.batch(batch_size, drop_remainder=True)
-    batches = batches.map(
-        lambda pixels, conditions: {"frames": tf.cast(pixels, tf.float32) / 255.0, "conditions": conditions},
-        num_parallel_calls=autotune,
-        deterministic=deterministic,
-    )
-    return batches.prefetch(autotune)
-
-
-def _lab_dataset(root, split, length, batch_size, training, seed):
-    import tensorflow as tf
-
-    seqs = lab_folders.list_sequences(Path(root) / lab_folders.SPLIT_DIRS[split])
-    dirs = tf.data.Dataset.from_tensor_slices([str(s) for s in seqs])
-    autotune = tf.data.AUTOTUNE
-    if training:
-        deterministic = seed is not None
-        base_seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-        dirs = dirs.shuffle(len(seqs), seed=base_seed, reshuffle_each_iteration=True).repeat().enumerate()
-
-        def read(i, d):
-            start = tf.random.stateless_uniform(
-                [], seed=tf.stack([tf.constant(base_seed, tf.int64), i]),
-                minval=0, maxval=bair.SEQUENCE_LENGTH - length + 1, dtype=tf.int32,
-            )
-            return lab_folders.read_window_tf(d, start, length)
-
-        ds = dirs.map(read, num_parallel_calls=autotune, deterministic=deterministic)
-    else:
-        ds = dirs.map(lambda d: lab_folders.read_window_tf(d, 0, length), num_parallel_calls=autotune,
-                      deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=training)
-    ds = ds.map(lambda f, c: {"frames": tf.cast(f, tf.float32) / 255.0, "conditions": c},
-                num_parallel_calls=autotune, deterministic=not training or seed is not None)
-    return ds.prefetch(autotune)
-
-
-def _tfds_dataset(root, split, length, batch_size, training, seed):
-    import tensorflow as tf
-
-    autotune = tf.data.AUTOTUNE
-    ds = tfds_source.load_split(root, split, shuffle_files=training, seed=seed)
-    if training:
-        base_seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
-        ds = ds.shuffle(SHUFFLE_BUFFER, seed=base_seed, reshuffle_each_iteration=True).repeat().enumerate()
-
-        def window(i, example):
-            start = tf.random.stateless_uniform(
-                [], seed=tf.stack([tf.constant(base_seed, tf.int64), i]),
-                minval=0, maxval=bair.SEQUENCE_LENGTH - length + 1, dtype=tf.int32,
-            )
-            return tfds_source.example_to_window(example, start, length)
-
-        ds = ds.map(window, num_parallel_calls=autotune, deterministic=seed is not None)
-    else:
-        ds = ds.map(lambda e: tfds_source.example_to_window(e, 0, length), num_parallel_calls=autotune)
-    ds = ds.batch(batch_size, drop_remainder=training)
-    ds = ds.map(lambda f, c: {"frames": tf.cast(f, tf.float32) / 255.0, "conditions": c},
-                num_parallel_calls=autotune)
-    return ds.prefetch(autotune)
 
 
 def _tensorflow_importable() -> bool:
@@ -348,11 +90,9 @@ def resolve_engine(engine=None) -> Union[str, NumpyEngine]:
     return NumpyEngine() if engine == "numpy" else engine
 
 
-def _fresh_seed() -> int:
-    return int(np.random.SeedSequence().generate_state(1)[0])
-
-
-def _numpy_dataset(src, split, length, batch_size, training, seed, engine: NumpyEngine, start_batch=0):
+def _numpy_dataset(src: Source, split, length, batch_size, training, seed, engine: NumpyEngine, start_batch=0):
+    # Imported here so that `import keras_cvae.data` does not import keras (and with it
+    # TensorFlow, keras' default backend) for the "tf" engine.
     from keras_cvae.data import numpy_pipeline
 
     if src.kind == "tfds":
@@ -363,13 +103,10 @@ def _numpy_dataset(src, split, length, batch_size, training, seed, engine: Numpy
     if src.kind == "bair":
         sequences = numpy_pipeline.TFRecordSequences.from_files(bair_split_files(src.root, split))
     else:
-        folders = lab_folders.list_sequences(Path(src.root) / lab_folders.SPLIT_DIRS[split])
-        sequences = numpy_pipeline.LabSequences(tuple(folders))
+        sequences = numpy_pipeline.LabSequences(tuple(lab_split_sequences(src.root, split)))
     if len(sequences) == 0:
         raise DataError(f"{src.root}: split {split!r} has no sequences")
-    batches = numpy_pipeline.WindowBatches(
-        length, batch_size, training, int(seed) if seed is not None else _fresh_seed(), start_batch
-    )
+    batches = numpy_pipeline.WindowBatches(length, batch_size, training, seed_or_fresh(seed), start_batch)
     return numpy_pipeline.WindowDataset(
         sequences,
         batches,
@@ -420,7 +157,7 @@ def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, 
         DataError: Bad arguments, missing/empty/unknown source, missing split, truncated
             file, or a TFDS source with the NumPy engine.
     """
-    _check_split(split)
+    check_split(split)
     length = _window_length(n_past, n_future)
     if int(batch_size) < 1:
         raise DataError(f"batch_size must be at least 1, got {batch_size}")
@@ -432,10 +169,8 @@ def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, 
         return _numpy_dataset(src, split, length, int(batch_size), bool(training), seed, engine,
                               int(start_batch))
     if start_batch:
-        base = seed if seed is not None else _fresh_seed()
-        seed = int(np.random.SeedSequence([int(base), int(start_batch)]).generate_state(1)[0])
-    build = {"bair": _bair_dataset, "lab": _lab_dataset, "tfds": _tfds_dataset}[src.kind]
-    return build(src.root, split, length, int(batch_size), bool(training), seed)
+        seed = int(np.random.SeedSequence([seed_or_fresh(seed), int(start_batch)]).generate_state(1)[0])
+    return BUILDERS[src.kind](src.root, split, length, int(batch_size), bool(training), seed)
 
 
 def _prefetched(dataset) -> Iterator[dict]:

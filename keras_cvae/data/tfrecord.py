@@ -8,9 +8,7 @@ A TFRecord file is a sequence of records, each framed as
 Errors are `DataError`s naming the file and the record index.
 """
 
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -19,6 +17,7 @@ import numpy as np
 
 from keras_cvae.data.crc32c import masked_crc32c
 from keras_cvae.data.errors import DataError
+from keras_cvae.files import atomic_path
 
 HEADER_BYTES = 12  # uint64 length + its uint32 masked CRC
 FOOTER_BYTES = 4  # uint32 masked CRC of the payload
@@ -55,9 +54,9 @@ def frame(payload) -> bytes:
 def write_framed(path, framed_records: Iterable[bytes]) -> int:
     """Writes already framed records (see `frame`) to `path`, atomically.
 
-    The bytes go to a temporary file next to `path` that is renamed over `path` only once
-    the iterable is exhausted, so an error (raised by the iterable, too) never leaves a
-    half-written file.
+    The bytes go to a temporary file next to `path` (see `files.atomic_path`) that
+    becomes `path` only once the iterable is exhausted, so an error (raised by the
+    iterable, too) never leaves a half-written file.
 
     Args:
         path: Destination file.
@@ -66,24 +65,24 @@ def write_framed(path, framed_records: Iterable[bytes]) -> int:
     Returns:
         The number of records written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     count = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for record in framed_records:
-                f.write(record)
-                count += 1
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as temporary, open(temporary, "wb") as f:
+        for record in framed_records:
+            f.write(record)
+            count += 1
     return count
 
 
 def write_records(path, payloads: Iterable[bytes]) -> int:
-    """Frames and writes payloads to `path`, atomically (see `write_framed`)."""
+    """Frames and writes payloads to `path`, atomically (see `write_framed`).
+
+    Args:
+        path: Destination file.
+        payloads: The records' contents.
+
+    Returns:
+        The number of records written.
+    """
     return write_framed(path, (frame(p) for p in payloads))
 
 
