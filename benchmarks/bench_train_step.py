@@ -62,7 +62,7 @@ def time_branches(args, jit_compile):
     preset = get_preset(args.preset)
     model = SVG(preset.model, seed=0)
     rng = np.random.default_rng(0)
-    shape = (args.batch_size, preset.model.sequence_length)
+    shape = (args.batch_size, preset.model.window_length)
     batch = {"frames": rng.random((*shape, 64, 64, 3), dtype=np.float32),
              "conditions": rng.normal(size=(*shape, 7)).astype("float32")}
     if args.compile_only:

@@ -136,8 +136,8 @@ def _run_stateless(variables, values, function, *args):
 def train_step(model, *args):
     """One optimizer step of `model` (see `SVG.train_step`), in the backend's calling form.
 
-    The model provides `training_schedule()` -> (kl_weight, tfr, teacher_forced: bool
-    tensor), `training_losses(batch, teacher_forced: Python bool, kl_weight)` -> dict with
+    The model provides `training_schedule()` -> (kl_anneal, tfr, teacher_forced: bool
+    tensor), `training_losses(batch, teacher_forced: Python bool, kl_anneal)` -> dict with
     "loss", and `track(values)` -> logs. The two teacher-forcing branches are separate
     traces, each differentiated on its own; only their gradients go through the conditional.
 
@@ -153,17 +153,17 @@ def train_step(model, *args):
 def _tf_train_step(model, data):
     import tensorflow as tf
 
-    kl_weight, tfr, teacher_forced = model.training_schedule()
+    kl_anneal, tfr, teacher_forced = model.training_schedule()
 
     def branch(teacher_forced):
         with tf.GradientTape() as tape:
-            values = model.training_losses(data, teacher_forced, kl_weight)
+            values = model.training_losses(data, teacher_forced, kl_anneal)
             scaled_loss = model.optimizer.scale_loss(values["loss"])
         return tape.gradient(scaled_loss, model.trainable_variables), values
 
     gradients, values = ops.cond(teacher_forced, lambda: branch(True), lambda: branch(False))
     model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-    return model.track({**values, "beta": kl_weight, "tfr": tfr})
+    return model.track({**values, "kl_anneal": kl_anneal, "tfr": tfr})
 
 
 def _jax_train_step(model, state, data):
@@ -173,7 +173,7 @@ def _jax_train_step(model, state, data):
     weights, model_state = model.trainable_variables, model.non_trainable_variables
     optimizer_variables = model.optimizer.variables
     # The schedules read optimizer.iterations, so the optimizer's values are mapped too.
-    (kl_weight, tfr, teacher_forced), new_values = _run_stateless(
+    (kl_anneal, tfr, teacher_forced), new_values = _run_stateless(
         [*model_state, *optimizer_variables], [*non_trainable, *optimizer_values],
         model.training_schedule,
     )
@@ -181,7 +181,7 @@ def _jax_train_step(model, state, data):
 
     def loss_and_updates(trainable, non_trainable, teacher_forced):
         def losses():
-            values = model.training_losses(data, teacher_forced, kl_weight)
+            values = model.training_losses(data, teacher_forced, kl_anneal)
             return values, model.optimizer.scale_loss(values["loss"])
 
         (values, scaled_loss), new_values = _run_stateless(
@@ -203,7 +203,7 @@ def _jax_train_step(model, state, data):
     )
     logs, metric_values = _run_stateless(
         model.metrics_variables, metric_values, model.track,
-        {**values, "beta": kl_weight, "tfr": tfr},
+        {**values, "kl_anneal": kl_anneal, "tfr": tfr},
     )
     return logs, (trainable, non_trainable, optimizer_values, metric_values)
 

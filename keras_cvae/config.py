@@ -113,7 +113,9 @@ class ModelConfig:
         width: Multiplier on the VGG channel counts (1.0 = the reference 64..512).
         prior: "learned" (SVG-LP) or "fixed" (N(0, I), SVG-FP).
         n_past: Context frames given to the model.
-        n_future: Frames the model predicts after the context.
+        n_future: Frames predicted per training window, and by the exported model. Where a
+            rollout predicts any number of frames (evaluation, `SVG.rollout`) that number
+            is its `horizon`.
     """
 
     image_size: int = 64
@@ -139,7 +141,8 @@ class ModelConfig:
         _check(math.isfinite(self.width) and self.width > 0, "width", "positive", self.width)
 
     @property
-    def sequence_length(self) -> int:
+    def window_length(self) -> int:
+        """Frames of a training window, n_past + n_future (a BAIR record holds 30)."""
         return self.n_past + self.n_future
 
     def to_dict(self) -> dict:

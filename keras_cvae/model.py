@@ -74,7 +74,7 @@ class SVG(keras.Model):
         self.beta = 1e-4
         self.trackers = {
             name: keras.metrics.Mean(name=name)
-            for name in ("loss", "mse", "kl", "beta", "tfr", "psnr", "copy_last_psnr")
+            for name in ("loss", "mse", "kl", "kl_anneal", "tfr", "psnr", "copy_last_psnr")
         }
         # Built eagerly so that every sub-network, the posterior included, owns its weights
         # before a .keras file or a checkpoint is loaded into it.
@@ -120,7 +120,7 @@ class SVG(keras.Model):
 
         Args:
             optimizer: A Keras optimizer (Adam lr 2e-3, beta1 0.9 in the reference).
-            kl_annealing: A `KLAnnealing`; None keeps the KL weight at 1.
+            kl_annealing: A `KLAnnealing`; None keeps the annealing factor at 1.
             teacher_forcing: A `TeacherForcing`; None always feeds the ground truth.
             beta: Weight of the KL term at full strength (1e-4 in the reference).
             **kwargs: Passed to `keras.Model.compile` (e.g. `jit_compile`).
@@ -433,13 +433,13 @@ class SVG(keras.Model):
         coin = keras.random.uniform((), seed=self.seed_generator)
         return self.kl_annealing(step), tfr, coin < tfr
 
-    def training_losses(self, data, teacher_forced, kl_weight):
+    def training_losses(self, data, teacher_forced, kl_anneal):
         """Loss and logged values of one training batch in one teacher-forcing mode.
 
         Args:
             data: The batch, {"frames", "conditions"} (optionally inside an (x, y) tuple).
             teacher_forced: Python bool; see `rollout_losses`.
-            kl_weight: The annealing factor of the KL term at this step.
+            kl_anneal: The annealing factor of the KL term at this step.
 
         Returns:
             {"loss", "mse", "kl", "psnr"} (PSNR of the predicted future frames).
@@ -449,7 +449,7 @@ class SVG(keras.Model):
         predictions, mse, kl = self.rollout_losses(frames, inputs["conditions"], teacher_forced)
         first_future = self.config.n_past - 1
         psnr = ops.mean(metrics.psnr(predictions[:, first_future:], frames[:, first_future + 1 :]))
-        return {"loss": mse + self.beta * kl_weight * kl, "mse": mse, "kl": kl, "psnr": psnr}
+        return {"loss": mse + self.beta * kl_anneal * kl, "mse": mse, "kl": kl, "psnr": psnr}
 
     def train_step(self, *args):
         """One optimizer step; see `backends.train_step`.

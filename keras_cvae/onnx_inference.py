@@ -83,7 +83,7 @@ class ExportedModel:
             ) from None
 
     @property
-    def sequence_length(self):
+    def window_length(self):
         return self.n_past + self.n_future
 
     def predict(self, context, conditions, noise):
@@ -130,7 +130,7 @@ def predict_files(config):
         raise InferenceError(f"{config.out_dir}: cannot create the output folder ({reason})")
     model = ExportedModel(config.model_dir)
     context = read_context(config.context, model.n_past, model.image_size, model.channels)
-    conditions = read_conditions(config.conditions, model.sequence_length, model.condition_dim)
+    conditions = read_conditions(config.conditions, model.window_length, model.condition_dim)
     noise = draw_noise(config.samples, model.n_future, model.z_dim, config.seed)
     frames = model.predict(
         np.repeat(context[None], config.samples, axis=0),

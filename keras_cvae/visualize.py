@@ -290,7 +290,7 @@ def save_prediction_strip(
 
 # --- Plots (matplotlib, lazily) ------------------------------------------------------
 
-_SCHEDULE_KEYS = ("beta", "tfr", "kl_weight", "teacher_forcing", "teacher_forcing_ratio")
+_SCHEDULE_KEYS = ("kl_anneal", "tfr")
 _FAMILY_ORDER = ("losses", "schedules", "psnr", "ssim", "learning rate", "other")
 _FAMILY_TITLE = {"schedules": "KL weight and teacher forcing", "psnr": "PSNR", "ssim": "SSIM"}
 _FAMILY_YLABEL = {"schedules": "weight / ratio", "psnr": "PSNR (dB)", "ssim": "SSIM"}
@@ -345,7 +345,7 @@ def plot_curves(path, history, *, title=None):
     """Plots per-epoch training curves to a PNG, one subplot per family of quantities.
 
     Families: losses (`loss`, `mse`, `kl`, ...; log scale when all values are positive),
-    schedules (`beta`, `tfr` together on [0, 1]), PSNR (`psnr` with `val_psnr`, ...),
+    schedules (`kl_anneal`, `tfr` together on [0, 1]), PSNR (`psnr` with `val_psnr`, ...),
     SSIM, learning rate (log scale), other. `val_*` keys join their base's subplot and
     are dashed. Keys that are missing, empty or not numeric are skipped; a history with
     nothing to plot still gives a PNG saying so.

@@ -23,6 +23,8 @@ import jax_rerun
 from model_weights import randomize_weights
 from no_tensorflow import ROOT, run_without_tensorflow
 
+pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
+
 TINY = get_preset("tiny").model
 SCHEDULE_STEPS = 4
 
@@ -46,7 +48,7 @@ def check_inputs(batch=2, seed=0):
     rng = np.random.default_rng(seed)
     return {
         "context": rng.random((batch, TINY.n_past, 64, 64, 3), dtype=np.float32),
-        "conditions": rng.normal(size=(batch, TINY.sequence_length, 7)).astype("float32"),
+        "conditions": rng.normal(size=(batch, TINY.window_length, 7)).astype("float32"),
         "noise": rng.normal(size=(batch, TINY.n_future, TINY.z_dim)).astype("float32"),
     }
 
@@ -76,8 +78,8 @@ def jax_results(tmp_path_factory):
         np.save(folder + "/jax_predictions.npy", ops.convert_to_numpy(model(inputs)))
 
         rng = np.random.default_rng(0)
-        frames = rng.random((2, {TINY.sequence_length}, 64, 64, 3), dtype=np.float32)
-        conditions = rng.normal(size=(2, {TINY.sequence_length}, 7)).astype("float32")
+        frames = rng.random((2, {TINY.window_length}, 64, 64, 3), dtype=np.float32)
+        conditions = rng.normal(size=(2, {TINY.window_length}, 7)).astype("float32")
         model.compile(
             keras.optimizers.Adam(1e-3),
             kl_annealing=KLAnnealing("cyclical", total_steps=4, cycles=1, ratio=0.5),
@@ -89,7 +91,7 @@ def jax_results(tmp_path_factory):
 
         class Record(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
-                logged.append({{k: float(logs[k]) for k in ("beta", "tfr")}})
+                logged.append({{k: float(logs[k]) for k in ("kl_anneal", "tfr")}})
 
         data = {{"frames": np.repeat(frames, {SCHEDULE_STEPS}, 0),
                  "conditions": np.repeat(conditions, {SCHEDULE_STEPS}, 0)}}
@@ -126,7 +128,7 @@ def test_schedules_see_the_current_step_inside_one_jitted_fit_on_jax(jax_results
     assert len(logged) == SCHEDULE_STEPS
     steps = np.arange(SCHEDULE_STEPS)
     for name, schedule in (
-        ("beta", KLAnnealing("cyclical", total_steps=4, cycles=1, ratio=0.5)),
+        ("kl_anneal", KLAnnealing("cyclical", total_steps=4, cycles=1, ratio=0.5)),
         ("tfr", TeacherForcing(ratio=1.0, start_decay_epoch=1, decay_step=0.25, steps_per_epoch=1)),
     ):
         means = np.array([entry[name] for entry in logged])

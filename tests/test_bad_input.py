@@ -15,6 +15,8 @@ from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data import lab_folders
 from test_bair_tfrecord import hand_written_example, write_raw
 
+pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from keras_cvae.run_folder import RunFolder
 
+pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
+
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS, STEPS, BACKUP = 2, 3, 1
 

@@ -24,6 +24,8 @@ from keras_cvae.evaluation import (
 from keras_cvae.model import SVG
 from keras_cvae.run_folder import RunError
 
+pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
+
 N_SEQUENCES = 5  # with batch size 3 the last batch is padded
 SAMPLES = 3
 

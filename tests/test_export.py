@@ -17,6 +17,8 @@ from keras_cvae.config import get_preset
 from keras_cvae.model import SVG
 from model_weights import randomize_weights
 
+pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
+
 CONDITION_MEAN = [0.5, -0.2, 0.1, 0.0, 1.0, 2.0, -1.0]
 CONDITION_STD = [2.0, 0.5, 1.0, 3.0, 0.25, 1.5, 0.8]
 EVALUATION = {"psnr": 21.5, "ssim": 0.7, "samples": 1, "horizon": 3}
@@ -34,7 +36,7 @@ def random_inputs(config, batch, seed):
     rng = np.random.default_rng(seed)
     return {
         "context": rng.uniform(size=(batch, config.n_past, 64, 64, 3)).astype(np.float32),
-        "conditions": rng.normal(1.0, 2.0, (batch, config.sequence_length, 7)).astype(np.float32),
+        "conditions": rng.normal(1.0, 2.0, (batch, config.window_length, 7)).astype(np.float32),
         "noise": rng.normal(size=(batch, config.n_future, config.z_dim)).astype(np.float32),
     }
 

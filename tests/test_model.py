@@ -20,10 +20,10 @@ TF_ONLY = pytest.mark.tf_only  # a second backend adds nothing here; the JAX run
 # One-step tests run eagerly on TensorFlow (tracing both branches costs more than the step)
 # and jitted on JAX (uncompiled, JAX re-traces every loop at every call).
 ON_JAX = keras.backend.backend() == "jax"
-pytestmark = pytest.mark.jax
+pytestmark = [pytest.mark.jax, pytest.mark.slow]  # trains: `-m "not slow"` skips it
 
 
-def make_batch(batch=3, steps=TINY.sequence_length, seed=0):
+def make_batch(batch=3, steps=TINY.window_length, seed=0):
     rng = np.random.default_rng(seed)
     frames = rng.random((batch, steps, 64, 64, 3), dtype=np.float32)
     conditions = rng.normal(size=(batch, steps, 7)).astype("float32")
@@ -83,7 +83,7 @@ def test_call_equals_stepping_by_hand():
     noise = np.random.default_rng(4).normal(size=(2, TINY.n_future, TINY.z_dim)).astype("float32")
     pairs = ops.convert_to_numpy(model.condition_pairs(model.normalize_conditions(conditions)))
     state, frame, stepped = model.initial_state(2), frames[:, 0], []
-    for t in range(1, TINY.sequence_length):
+    for t in range(1, TINY.window_length):
         is_context = t <= TINY.n_past
         step_noise = noise[:, t - TINY.n_past] if t >= TINY.n_past else np.zeros_like(noise[:, 0])
         prediction, _, state = model.step(frame, pairs[:, t - 1], step_noise, is_context, state)
@@ -156,7 +156,7 @@ def test_free_running_feeds_own_predictions_not_ground_truth():
     altered = frames.copy()
     altered[:, TINY.n_past:] = 1.0 - altered[:, TINY.n_past:]
     pairs = model.condition_pairs(model.normalize_conditions(conditions))
-    latents = np.random.default_rng(1).normal(size=(3, TINY.sequence_length - 1, TINY.z_dim)).astype("float32")
+    latents = np.random.default_rng(1).normal(size=(3, TINY.window_length - 1, TINY.z_dim)).astype("float32")
 
     def free_running(x):
         return ops.convert_to_numpy(model.rollout(x, pairs, latents, TINY.n_past, "given", training=True)[0])
@@ -177,11 +177,11 @@ def test_teacher_forced_fast_path_equals_stepping_on_ground_truth():
     randomize_weights(model, seed=2)
     frames, conditions = make_batch()
     pairs = ops.convert_to_numpy(model.condition_pairs(model.normalize_conditions(conditions)))
-    latents = np.random.default_rng(1).normal(size=(3, TINY.sequence_length - 1, TINY.z_dim)).astype("float32")
+    latents = np.random.default_rng(1).normal(size=(3, TINY.window_length - 1, TINY.z_dim)).astype("float32")
     codes, skips = model._encode_sequence(ops.convert_to_tensor(frames), training=False)
     fast, (fast_mean, _) = model._teacher_forced_rollout(codes, skips, pairs, latents, training=False)
     state, stepped, means = model.initial_state(3), [], []
-    for t in range(1, TINY.sequence_length):
+    for t in range(1, TINY.window_length):
         prediction, (mean, _), state = model.step(
             frames[:, t - 1], pairs[:, t - 1], latents[:, t - 1], t <= TINY.n_past, state, "given")
         stepped.append(ops.convert_to_numpy(prediction))
@@ -243,9 +243,9 @@ def test_a_few_fit_steps_lower_the_loss():
     rng = np.random.default_rng(0)
     # Smooth, learnable frames: a constant colour per sequence that drifts slowly.
     colours = rng.random((4, 1, 1, 1, 3), dtype=np.float32)
-    frames = np.clip(colours + 0.02 * np.arange(TINY.sequence_length)[None, :, None, None, None], 0, 1)
-    frames = np.broadcast_to(frames, (4, TINY.sequence_length, 64, 64, 3)).astype("float32")
-    data = {"frames": frames, "conditions": np.zeros((4, TINY.sequence_length, 7), "float32")}
+    frames = np.clip(colours + 0.02 * np.arange(TINY.window_length)[None, :, None, None, None], 0, 1)
+    frames = np.broadcast_to(frames, (4, TINY.window_length, 64, 64, 3)).astype("float32")
+    data = {"frames": frames, "conditions": np.zeros((4, TINY.window_length, 7), "float32")}
     history = model.fit(data, batch_size=4, epochs=24, verbose=0).history
     first, last = np.mean(history["loss"][:3]), np.mean(history["loss"][-3:])
     assert last < 0.7 * first, history["loss"]

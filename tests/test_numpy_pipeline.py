@@ -96,6 +96,7 @@ def test_training_order_is_deterministic_per_seed_whatever_the_workers(generated
     assert not all(np.array_equal(x, y) for x, y in zip(a, c))
 
 
+@pytest.mark.slow
 def test_a_resumed_stream_continues_the_uninterrupted_one(generated_dir):
     def stream(start_batch, count, engine):
         ds = make_dataset(generated_dir, "train", batch_size=4, training=True, seed=11,

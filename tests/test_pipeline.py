@@ -61,6 +61,7 @@ def test_training_windows_are_contiguous_slices_with_varying_starts(generated_di
     assert len(starts) > 5
 
 
+@pytest.mark.slow
 def test_same_seed_same_batches_different_seed_differs(generated_dir):
     def first(seed):
         ds = make_dataset(generated_dir, "train", batch_size=4, training=True, seed=seed)

@@ -16,6 +16,8 @@ from keras_cvae.config import get_preset
 from keras_cvae.model import SVG
 from model_weights import randomize_weights
 
+pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
+
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = "keras_cvae.cli.predict_onnx"
 CONDITION_MEAN = [0.5, -0.2, 0.1, 0.0, 1.0, 2.0, -1.0]

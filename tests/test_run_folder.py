@@ -49,8 +49,8 @@ def test_pruning_keeps_the_newest_epochs_and_only_a_newer_backup(tmp_path):
 
 def test_log_rows_come_from_the_history(tmp_path):
     run = RunFolder(tmp_path)
-    run.write_log({"loss": [0.5, 0.25], "beta": [0.0, 1.0]})
-    assert run.log_file.read_text() == "epoch,beta,loss\n1,0.0,0.5\n2,1.0,0.25\n"
+    run.write_log({"loss": [0.5, 0.25], "kl_anneal": [0.0, 1.0]})
+    assert run.log_file.read_text() == "epoch,kl_anneal,loss\n1,0.0,0.5\n2,1.0,0.25\n"
     assert run.log_file.stat().st_mode & 0o777 == 0o644
 
 

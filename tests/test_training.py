@@ -15,6 +15,8 @@ from keras_cvae.config import get_preset
 from keras_cvae.run_folder import RunError, RunFolder
 from keras_cvae.schedules import schedules_from_config
 
+pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
+
 STEPS = 2
 
 
@@ -71,7 +73,7 @@ def test_run_folder_holds_log_curves_gifs_and_checkpoints(interrupted_then_resum
         rows = list(csv.DictReader(stream))
     assert [int(r["epoch"]) for r in rows] == [1, 2]  # the resumed epoch appended, not restarted
     assert run.train_config() == tiny_job(".").train  # resumed without changes: its own settings
-    for key in ("loss", "mse", "kl", "beta", "tfr", "psnr", "val_psnr", "val_copy_last_psnr"):
+    for key in ("loss", "mse", "kl", "kl_anneal", "tfr", "psnr", "val_psnr", "val_copy_last_psnr"):
         assert len(result.history[key]) == 2, key
     loaded = run.load_model()
     assert loaded.config == run.model_config()
@@ -84,15 +86,15 @@ def test_resume_continues_iterations_and_schedules(interrupted_then_resumed):
     training.compile_model(model, job.train)
     model.load_weights(result.run.checkpoints()[-1].weights_path)
     assert int(model.optimizer.iterations) == 2 * STEPS
-    # The logged beta and tfr of each epoch are the means of the schedules over its steps,
+    # The logged kl_anneal and tfr of each epoch are the means of the schedules over its steps,
     # computed here independently of the run.
     kl, teacher_forcing = schedules_from_config(job.train)
     for epoch in range(2):
         steps = np.arange(epoch * STEPS, (epoch + 1) * STEPS)
         total, ramp = job.train.total_steps, job.train.total_steps * job.train.kl_ratio
-        expected_beta = np.mean(np.minimum((steps % total) / ramp, 1.0))
+        expected_anneal = np.mean(np.minimum((steps % total) / ramp, 1.0))
         expected_tfr = np.mean(np.maximum(1.0 - np.maximum(steps // STEPS - 1 + 1, 0) * 0.5, 0.0))
-        assert result.history["beta"][epoch] == pytest.approx(expected_beta, abs=1e-6)
+        assert result.history["kl_anneal"][epoch] == pytest.approx(expected_anneal, abs=1e-6)
         assert result.history["tfr"][epoch] == pytest.approx(expected_tfr, abs=1e-6)
 
 

@@ -172,7 +172,7 @@ def test_plot_curves(tmp_path):
         "val_loss": list(1.1 / np.arange(1, epochs + 1)),
         "mse": list(np.linspace(0.1, 0.01, epochs)),
         "kl": list(np.linspace(3, 1, epochs)),
-        "beta": list(np.linspace(0, 1, epochs)),
+        "kl_anneal": list(np.linspace(0, 1, epochs)),
         "tfr": list(np.linspace(1, 0.6, epochs)),
         "psnr": list(np.linspace(18, 25, epochs)),
         "val_psnr": list(np.linspace(17, 24, epochs)),

@@ -24,7 +24,7 @@ def prediction_shapes(config):
     size, channels = config.image_size, config.channels
     input_shapes = (
         [None, config.n_past, size, size, channels],
-        [None, config.sequence_length, config.condition_dim],
+        [None, config.window_length, config.condition_dim],
         [None, config.n_future, config.z_dim],
     )
     return {
