@@ -6,7 +6,7 @@ import time
 import keras
 import numpy as np
 
-from keras_cvae import backends, visualize
+from keras_cvae import backends, plots, visualize
 from keras_cvae.files import atomic_save
 
 
@@ -219,7 +219,7 @@ class CurvePlotter(keras.callbacks.Callback):
     def draw(self):
         """Draws the history as it stands (a resumed run redraws a plot a kill cut short)."""
         if self.history:
-            visualize.plot_curves(self.path, self.history, title=self.title)
+            plots.plot_curves(self.path, self.history, title=self.title)
 
 
 class SampleGif(keras.callbacks.Callback):

@@ -1,5 +1,9 @@
 """SVG (Denton & Fergus 2018) as a conditional VAE over action-conditioned video.
 
+One Keras model, longer than 300 lines: its methods are the paper's concepts (step,
+rollout, posterior, prior, losses, schedule), each in one place, and splitting the class
+would scatter them.
+
 Notation (paper, section 3): x_t frames, c_t conditions (robot action and end-effector
 position), h_t = Enc(x_t) frame codes, z_t latents.
 

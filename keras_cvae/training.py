@@ -1,4 +1,9 @@
-"""Training runs: from a `TrainingJob` to a run folder with a trained, resumable model."""
+"""Training runs: from a `TrainingJob` to a run folder with a trained, resumable model.
+
+Longer than 300 lines because a run's whole life is here, in the order it happens:
+claiming or reopening its folder under the lock, the fit loop (with the partial epoch a
+backup resumes into), and what a failure leaves behind. The pieces share the job's state.
+"""
 
 import dataclasses
 import datetime

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from keras_cvae import plots
 from keras_cvae import visualize as viz
 
 T, H, W, N_PAST = 6, 16, 20, 2
@@ -181,7 +182,7 @@ def test_plot_curves(tmp_path):
         "weird": ["a", "b"],
     }
     path = tmp_path / "curves.png"
-    assert viz.plot_curves(path, history, title="run") == path
+    assert plots.plot_curves(path, history, title="run") == path
     _assert_png(path)
 
 
@@ -190,7 +191,7 @@ def test_plot_curves_leaves_no_empty_cell(tmp_path):
     # bottom row, so the bottom-right quarter holds drawing, not an empty white cell.
     history = {"loss": [3.0, 2.0, 1.0], "tfr": [1.0, 0.8, 0.6], "psnr": [18.0, 20.0, 21.0]}
     path = tmp_path / "curves.png"
-    viz.plot_curves(path, history)
+    plots.plot_curves(path, history)
     image = np.asarray(Image.open(path))[..., :3]
     height, width = image.shape[:2]
     bottom_right = image[height * 3 // 4 :, width * 3 // 4 :]
@@ -203,7 +204,7 @@ def test_plot_curves_leaves_no_empty_cell(tmp_path):
 )
 def test_plot_curves_degenerate_histories(tmp_path, history):
     path = tmp_path / "curves.png"
-    viz.plot_curves(path, history)
+    plots.plot_curves(path, history)
     _assert_png(path)
 
 
@@ -219,10 +220,10 @@ def test_plot_per_frame_metrics(tmp_path):
         "copy last frame": {"psnr": np.linspace(22, 15, steps)},  # No SSIM: skipped there.
     }
     path = tmp_path / "per_frame.png"
-    assert viz.plot_per_frame_metrics(path, per_frame, n_past=2) == path
+    assert plots.plot_per_frame_metrics(path, per_frame, n_past=2) == path
     _assert_png(path)
     with pytest.raises(ValueError, match="per_frame"):
-        viz.plot_per_frame_metrics(tmp_path / "bad.png", {"x": np.zeros(steps)}, n_past=2)
+        plots.plot_per_frame_metrics(tmp_path / "bad.png", {"x": np.zeros(steps)}, n_past=2)
 
 
 def test_import_is_cheap():

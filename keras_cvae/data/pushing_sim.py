@@ -1,5 +1,8 @@
 """A small robot-pushing world in pure NumPy, standing in for the BAIR robot pushing data.
 
+One file of 800 lines because it is one simulator (world, physics, camera, renderer)
+whose parts share its geometry; nothing outside imports its internals.
+
 Every sequence shows a robot arm reaching into the view from the far edge of a table and
 pushing 1 to 4 objects (discs, boxes, triangles) around with its gripper, seen by two
 cameras, exactly in the layout of the BAIR records:

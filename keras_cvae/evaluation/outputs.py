@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_cvae import visualize
+from keras_cvae import plots, visualize
 from keras_cvae.evaluation.report import series_label, series_scores
 from keras_cvae.files import atomic_save, atomic_write_text
 
@@ -73,7 +73,7 @@ def write_pictures(out, result, report, gif_sequences):
         f"{samples} samples"
     )
     written = [
-        visualize.plot_per_frame_metrics(
+        plots.plot_per_frame_metrics(
             out / "per_frame_metrics.png", curves, n_past=result.n_past, title=title
         )
     ]
