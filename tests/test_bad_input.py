@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import random_sequence
 from keras_cvae.data import DataError, describe_source, make_dataset, pipeline_errors
 from keras_cvae.data import bair_tfrecord as bair
-from keras_cvae.data import lab_folders
+from keras_cvae.data import convert, lab_layout
 from test_bair_tfrecord import hand_written_example, write_raw
 
 pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
@@ -74,7 +74,7 @@ def test_truncated_tfrecord_named_with_record(small_bair_dir):
     with pytest.raises(DataError, match=msg):
         bair.validate_tfrecords(root)
     with pytest.raises(DataError, match=msg):
-        lab_folders.tfrecord_to_lab(root, root.parent / "lab")
+        convert.tfrecord_to_lab(root, root.parent / "lab")
     assert not (root.parent / "lab").exists()
     assert [p.name for p in root.parent.iterdir()] == ["ds"]  # no staging dir left behind
 
@@ -127,7 +127,7 @@ def test_action_with_wrong_float_count_named_by_reader(tmp_path):
 def lab_dataset(tmp_path):
     rng = np.random.default_rng(5)
     for k in range(2):
-        lab_folders.write_sequence(tmp_path / "lab" / "test" / "traj_0_to_1" / str(k), random_sequence(rng))
+        lab_layout.write_sequence(tmp_path / "lab" / "test" / "traj_0_to_1" / str(k), random_sequence(rng))
     return tmp_path / "lab", tmp_path / "lab" / "test" / "traj_0_to_1" / "1"
 
 
@@ -135,11 +135,11 @@ def test_png_of_wrong_size(tmp_path):
     root, seq = lab_dataset(tmp_path)
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(seq / "4.png")
     with pytest.raises(DataError, match=rf"{seq / '4.png'}: image is 64x48, expected 64x64"):
-        lab_folders.read_sequence(seq)
+        lab_layout.read_sequence(seq)
     with pytest.raises(DataError, match=rf"^{seq / '4.png'}: image is 64x48, expected 64x64$"):
         iterate(root)
     with pytest.raises(DataError, match=rf"{seq / '4.png'}"):
-        lab_folders.lab_to_tfrecord(root, tmp_path / "out")
+        convert.lab_to_tfrecord(root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -152,7 +152,7 @@ def test_csv_with_wrong_shape(tmp_path, rows, cols, match):
     root, seq = lab_dataset(tmp_path)
     (seq / "actions.csv").write_text("\n".join(",".join(["0.5"] * cols) for _ in range(rows)) + "\n")
     with pytest.raises(DataError, match=rf"{seq / 'actions.csv'}.*{match}"):
-        lab_folders.read_sequence(seq)
+        lab_layout.read_sequence(seq)
     with pytest.raises(DataError, match=rf"^{seq / 'actions.csv'}: expected 30 rows x 4 columns, got {rows} rows of {cols} columns$"):
         iterate(root)
 
@@ -163,7 +163,7 @@ def test_csv_with_nan(tmp_path):
     lines[3] = "nan,0.0,0.0"
     (seq / "endeffector_positions.csv").write_text("\n".join(lines))
     with pytest.raises(DataError, match="contains NaN or inf"):
-        lab_folders.read_sequence(seq)
+        lab_layout.read_sequence(seq)
     with pytest.raises(DataError, match=rf"^{seq / 'endeffector_positions.csv'}: contains NaN or inf$"):
         iterate(root)
 
@@ -272,7 +272,7 @@ def lab_corpus_dir(root, bad_split, fault):
     rng = np.random.default_rng(12)
     for split, count in (("train", 2), ("validate", 1), ("test", 2)):
         for k in range(count):
-            lab_folders.write_sequence(root / split / "traj_0" / str(k), random_sequence(rng))
+            lab_layout.write_sequence(root / split / "traj_0" / str(k), random_sequence(rng))
     seq = root / bad_split / "traj_0" / "1"
     if fault == "missing_png":
         (seq / "4.png").unlink()

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from keras_cvae.data import DataError, describe_source, make_dataset
 from keras_cvae.data import bair_tfrecord as bair
-from keras_cvae.data import lab_folders, tfds_source
+from keras_cvae.data import convert, lab_layout, tfds_source
 from keras_cvae.data.pipeline import Source, resolve_source
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,17 +23,17 @@ def all_batches(source, split, **kw):
 
 def test_round_trip_tfrecord_lab_tfrecord_is_lossless(small_bair_dir, tmp_path):
     root, seqs = small_bair_dir
-    lab = lab_folders.convert_dataset(root, tmp_path / "lab", to="lab")
+    lab = convert.convert_dataset(root, tmp_path / "lab", to="lab")
     assert sorted(p.name for p in lab.iterdir()) == ["test", "train", "validate"]
     assert (lab / "validate" / "traj_3_to_4" / "1" / "29.png").is_file()
     assert (lab / "train" / "traj_0_to_2" / "2" / "actions.csv").read_text().count("\n") == 30
     # lab sequence k of traj_0_to_2 is sequence k; values exact
-    got = lab_folders.read_sequence(lab / "validate" / "traj_3_to_4" / "0")
+    got = lab_layout.read_sequence(lab / "validate" / "traj_3_to_4" / "0")
     np.testing.assert_array_equal(got["image_aux1"], seqs[3]["image_aux1"])
     np.testing.assert_array_equal(got["action"], seqs[3]["action"])
     np.testing.assert_array_equal(got["endeffector_pos"], seqs[3]["endeffector_pos"])
 
-    back = lab_folders.convert_dataset(lab, tmp_path / "back", to="tfrecord")
+    back = convert.convert_dataset(lab, tmp_path / "back", to="tfrecord")
     names = sorted(str(p.relative_to(back)) for p in back.rglob("*.tfrecords"))
     assert names == sorted(str(p.relative_to(root)) for p in root.rglob("*.tfrecords"))
     for name in names:
@@ -47,7 +47,7 @@ def test_round_trip_tfrecord_lab_tfrecord_is_lossless(small_bair_dir, tmp_path):
 @pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_lab_source_gives_the_same_batches_as_tfrecords(small_bair_dir, tmp_path, split):
     root, _ = small_bair_dir
-    lab = lab_folders.tfrecord_to_lab(root, tmp_path / "lab")
+    lab = convert.tfrecord_to_lab(root, tmp_path / "lab")
     assert describe_source(lab) == {"kind": "lab", "path": str(lab), "splits": describe_source(root)["splits"]}
     fa, ca = all_batches(root, split)
     fb, cb = all_batches(lab, split)
@@ -57,7 +57,7 @@ def test_lab_source_gives_the_same_batches_as_tfrecords(small_bair_dir, tmp_path
 
 def test_lab_training_mode_windows(small_bair_dir, tmp_path):
     root, seqs = small_bair_dir
-    lab = lab_folders.tfrecord_to_lab(root, tmp_path / "lab")
+    lab = convert.tfrecord_to_lab(root, tmp_path / "lab")
     ds = make_dataset(lab, "train", n_past=2, n_future=3, batch_size=4, training=True, seed=2)
     assert ds.element_spec["frames"].shape.as_list() == [4, 5, 64, 64, 3]
     starts = set()
@@ -78,12 +78,12 @@ def test_unnamed_lab_folders_put_validate_second(tmp_path):
 
     for split, traj, n in (("train", "a", 2), ("train", "b", 1), ("validate", "v", 1)):
         for k in range(n):
-            lab_folders.write_sequence(tmp_path / "lab" / split / traj / str(k), random_sequence(rng))
-    out = lab_folders.lab_to_tfrecord(tmp_path / "lab", tmp_path / "out")
+            lab_layout.write_sequence(tmp_path / "lab" / split / traj / str(k), random_sequence(rng))
+    out = convert.lab_to_tfrecord(tmp_path / "lab", tmp_path / "out")
     assert [p.name for p in bair.list_tfrecord_files(out / "train")] == [
         "traj_0_to_1.tfrecords", "traj_2_to_2.tfrecords", "traj_3_to_3.tfrecords"]
     v = next(bair.read_sequences(out / "train" / "traj_2_to_2.tfrecords"))
-    np.testing.assert_array_equal(v["image_aux1"], lab_folders.read_sequence(tmp_path / "lab" / "validate" / "v" / "0")["image_aux1"])
+    np.testing.assert_array_equal(v["image_aux1"], lab_layout.read_sequence(tmp_path / "lab" / "validate" / "v" / "0")["image_aux1"])
 
 
 def test_destination_must_be_empty(small_bair_dir, tmp_path):
@@ -91,7 +91,7 @@ def test_destination_must_be_empty(small_bair_dir, tmp_path):
     (tmp_path / "lab").mkdir()
     (tmp_path / "lab" / "x").write_text("keep me")
     with pytest.raises(DataError, match="not empty"):
-        lab_folders.tfrecord_to_lab(root, tmp_path / "lab")
+        convert.tfrecord_to_lab(root, tmp_path / "lab")
     assert (tmp_path / "lab" / "x").read_text() == "keep me"
 
 
@@ -104,7 +104,7 @@ def test_convert_script_help_and_run(small_bair_dir, tmp_path):
     result = subprocess.run([sys.executable, "-m", "keras_cvae.cli.convert_dataset", "--to", "lab", "--quiet", str(root),
                              str(tmp_path / "lab")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert lab_folders.is_lab_root(tmp_path / "lab")
+    assert lab_layout.is_lab_root(tmp_path / "lab")
 
 
 # ---- TFDS ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from PIL import Image
 
 from keras_cvae.data import DataError, NumpyEngine, condition_statistics, iterate_numpy, make_dataset
 from keras_cvae.data import bair_tfrecord as bair
-from keras_cvae.data import lab_folders, tfds_source
+from keras_cvae.data import convert, tfds_source
 from keras_cvae.data.numpy_pipeline import WindowBatches
 from no_tensorflow import run_without_tensorflow
 from test_bad_input import bad_record_dir, lab_dataset
@@ -44,7 +44,7 @@ def test_bair_evaluation_batches_equal_the_tf_engines(generated_dir, split, n_pa
 
 def test_lab_evaluation_batches_equal_the_tf_engines(small_bair_dir, tmp_path):
     root, _ = small_bair_dir
-    lab = lab_folders.tfrecord_to_lab(root, tmp_path / "lab")
+    lab = convert.tfrecord_to_lab(root, tmp_path / "lab")
     for split in ("train", "val", "test"):
         kw = dict(batch_size=2, n_past=1, n_future=29)
         ours = batches(lab, split, "numpy", **kw)
@@ -196,7 +196,7 @@ def test_data_path_without_tensorflow(tmp_path):
     result = run_without_tensorflow(
         f"""
         from keras_cvae.data import bair_tfrecord, condition_statistics, embedded, iterate_numpy
-        from keras_cvae.data import lab_folders, make_dataset
+        from keras_cvae.data import convert, make_dataset
         from keras_cvae.data.pipeline import resolve_engine
 
         embedded.N_TRAIN, embedded.N_TEST = 5, 2  # tiny stand-in for the default sizes
@@ -207,7 +207,7 @@ def test_data_path_without_tensorflow(tmp_path):
         copy = bair_tfrecord.write_sequences({str(tmp_path / "copy.tfrecords")!r}, [first])
         assert next(bair_tfrecord.read_sequences(copy))["action"].tobytes() == first["action"].tobytes()
         assert resolve_engine(None) == resolve_engine("numpy")
-        lab = lab_folders.tfrecord_to_lab(root, {str(tmp_path / "lab")!r})
+        lab = convert.tfrecord_to_lab(root, {str(tmp_path / "lab")!r})
         for source in (None, lab):
             train = make_dataset(source, "train", batch_size=4, training=True, seed=0)
             for batch in iterate_numpy(train, 3):

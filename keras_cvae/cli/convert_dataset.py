@@ -38,7 +38,7 @@ def main(argv=None):
             counts = validate_tfrecords(args.src, progress=not args.quiet)
             print(f"ok: {len(counts)} files, {sum(counts.values())} sequences")
         else:
-            from keras_cvae.data.lab_folders import convert_dataset
+            from keras_cvae.data.convert import convert_dataset
 
             out = convert_dataset(args.src, args.dst, to=args.to, progress=not args.quiet)
             print(f"wrote {out}")
