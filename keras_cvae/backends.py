@@ -11,7 +11,12 @@ matter to a recurrent video model, and each is handled here once:
   stateless: the trainer hands the step the variables' values and wants new values back.
 - Compiled inference. `tf.function` of the model versus `jax.jit` of a function of the
   variable values (jitting the stateful model would bake its weights in as constants).
+- Data parallelism, JAX only: `keras.distribution.DataParallel` is one program over the
+  sharded global batch, so BatchNorm sees the global batch and a step equals the
+  single-device step (see `data_parallel` for why TensorFlow is left out).
 """
+
+import contextlib
 
 import keras
 from keras import ops
@@ -268,3 +273,51 @@ def sync_variables(model):
     """
     if current_backend() == "jax" and getattr(model, "_jax_state", None) is not None:
         model.jax_state_sync()
+
+
+# ---------------------------------------------------------------------- several devices
+def default_device_count():
+    """Devices a training run uses unless told: every GPU (or TPU) on JAX, else 1."""
+    if current_backend() != "jax":
+        return 1
+    import jax
+
+    return max(1, sum(device.platform != "cpu" for device in jax.devices()))
+
+
+def _devices(count):
+    """The first `count` JAX devices: accelerators if there are any, else CPU devices."""
+    import jax
+
+    devices = [d for d in jax.devices() if d.platform != "cpu"] or jax.devices("cpu")
+    names = [f"{d.platform}:{d.id}" for d in devices]
+    if count > len(names):
+        raise ValueError(f"devices (--devices) {count}: only {len(names)} found ({', '.join(names)})")
+    return names[:count]
+
+
+@contextlib.contextmanager
+def data_parallel(count):
+    """Within the block, models built, compiled and fitted split each batch over `count`
+    devices (`keras.distribution.DataParallel`); a step equals the single-device step.
+
+    TensorFlow is left out: a `MirroredStrategy` replica normalises its share of the batch
+    alone unless BatchNorm is synchronised, and TensorFlow forbids that cross-replica sync
+    inside the `tf.cond` that picks the teacher-forcing branch of each step; running both
+    branches would double the cost of every step. TensorFlow cannot use this project's
+    GPU machines anyway; JAX can.
+
+    Args:
+        count: Devices; 1 is a plain single-device run (any backend).
+
+    Raises:
+        ValueError: More devices than there are, or `count > 1` on TensorFlow.
+    """
+    if count == 1:
+        yield
+        return
+    if current_backend() != "jax":
+        raise ValueError(f"devices (--devices) {count}: training on several devices needs the JAX "
+                         "backend (--backend jax); see keras_cvae.backends.data_parallel")
+    with keras.distribution.DataParallel(devices=_devices(count)).scope():
+        yield

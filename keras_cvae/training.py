@@ -15,6 +15,7 @@ from typing import Optional
 
 import keras
 
+from keras_cvae import backends
 from keras_cvae import data as data_lib
 from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, RestoreEpochMetrics, RunCheckpoint,
                                   SampleGif, TrainingDiverged, restore_random_state)
@@ -51,6 +52,8 @@ class TrainingJob:
         backup_minutes: Mid-epoch backup interval in minutes (0: none).
         data_engine: `make_dataset` engine ("tf", "numpy" or None for its default). With
             "numpy" a resumed run continues the exact data stream of an uninterrupted one.
+        devices: Devices each batch is split over (data parallelism, see
+            `backends.data_parallel`, JAX only); None: every GPU on JAX, else 1.
     """
 
     model: ModelConfig
@@ -65,10 +68,13 @@ class TrainingJob:
     backup_every_steps: int = 0
     backup_minutes: float = 10.0
     data_engine: Optional[str] = None
+    devices: Optional[int] = None
 
     def __post_init__(self):
         if self.backup_every_steps < 0 or self.backup_minutes < 0:
             raise ValueError("backup intervals (--backup-every, --backup-minutes) must be >= 0")
+        if self.devices is not None and self.devices < 1:
+            raise ValueError(f"devices (--devices) must be at least 1, got {self.devices}")
 
 
 @dataclass(frozen=True)
@@ -260,7 +266,10 @@ def train(job: TrainingJob) -> TrainingResult:
                 owned = True
                 info, train_config, checkpoint = _new_run_info(job), job.train, None
             learning_rate = train_config.learning_rate
-            return _train_locked(run, info, train_config, checkpoint, job)
+            devices = _device_count(job, train_config)
+            info["devices"] = devices
+            with backends.data_parallel(devices):
+                return _train_locked(run, info, train_config, checkpoint, job)
         except BaseException as error:
             discarded = owned and not run.checkpoints()
             if discarded:
@@ -277,6 +286,14 @@ def _divergence_message(run: RunFolder, error: TrainingDiverged, discarded: bool
     return (f"{run.path}: {error}; nothing after the last good checkpoint "
             f"({run.checkpoints()[-1].name}) was saved. Resume it with a lower learning rate: "
             f"python scripts/train.py --resume {run.path} --lr {learning_rate / 10:g}")
+
+
+def _device_count(job: TrainingJob, train_config: TrainConfig) -> int:
+    devices = job.devices or backends.default_device_count()
+    if train_config.batch_size % devices:
+        raise ValueError(f"batch_size (--batch-size) {train_config.batch_size} must be a multiple "
+                         f"of the {devices} devices (--devices) it is split over")
+    return devices
 
 
 def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpoint, job: TrainingJob):

@@ -65,6 +65,7 @@ def test_run_folder_holds_log_curves_gifs_and_checkpoints(interrupted_then_resum
     run = result.run
     assert after_first["epochs_done"] == 1
     assert run.read_info()["epochs_done"] == 2
+    assert run.read_info()["devices"] == 1  # no GPU here
     assert [c.name for c in run.checkpoints()] == ["epoch-0001", "epoch-0002"]
     assert (run.path / "curves.png").stat().st_size > 0
     assert sorted(p.name for p in run.samples_dir.iterdir()) == ["epoch-0001.gif", "epoch-0002.gif"]

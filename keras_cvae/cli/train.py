@@ -44,6 +44,10 @@ def parse_args(argv=None):
     parser.add_argument("--backup-minutes", type=float, default=10.0, metavar="MINUTES",
                         help="also save a mid-epoch backup every MINUTES minutes (0: off; "
                         "default: 10)")
+    parser.add_argument("--devices", type=int, default=None,
+                        help="devices each batch is split over (data parallelism, JAX only: "
+                        "keras.distribution.DataParallel); the batch size must be a multiple "
+                        "(default: every GPU on JAX, else 1)")
     parser.add_argument("--data-engine", choices=("tf", "numpy"), default=None,
                         help="input pipeline: tf (tf.data, fastest) or numpy (no TensorFlow; a "
                         "resumed run continues exactly the data stream of an uninterrupted one, "
@@ -112,7 +116,7 @@ def _job_from_args(args, job_class):
         resume_changes=given if args.resume is not None else None, preset=preset_name,
         verbose="auto" if args.verbose is None else args.verbose,
         backup_every_steps=args.backup_every, backup_minutes=args.backup_minutes,
-        data_engine=args.data_engine,
+        data_engine=args.data_engine, devices=args.devices,
     )
 
 
