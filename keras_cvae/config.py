@@ -16,6 +16,8 @@ CONDITION_DIM = 7  # 4 action values then 3 end-effector values, per frame.
 KL_SCHEDULES = ("cyclical", "monotonic", "none")
 PRIORS = ("learned", "fixed")
 BACKENDS = ("tensorflow", "jax")
+# Keras dtype policies: mixed_bfloat16 for recent GPUs (no loss scaling), mixed_float16 for older ones.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def select_backend(name: Optional[str] = None) -> str:
@@ -174,7 +176,7 @@ class TrainConfig:
         tfr_floor: Lowest teacher-forcing ratio.
         jit_compile: Compile the train and test steps with XLA.
         run_eagerly: Run the steps eagerly, without tf.function (debugging, quick tests).
-        mixed_precision: Use the "mixed_float16" policy (GPUs).
+        precision: Keras dtype policy, one of `PRECISIONS` (mixed ones for GPUs).
         seed: Seed of weights, data order and the random draws inside the steps.
         checkpoints_to_keep: Newest checkpoints kept in the run folder.
     """
@@ -195,7 +197,7 @@ class TrainConfig:
     tfr_floor: float = 0.0
     jit_compile: bool = True
     run_eagerly: bool = False
-    mixed_precision: bool = False
+    precision: str = "float32"
     seed: int = 1
     checkpoints_to_keep: int = 3
 
@@ -210,6 +212,7 @@ class TrainConfig:
         _check(_finite(self.beta1) and 0 <= self.beta1 < 1, "beta1", "in [0, 1)", self.beta1)
         _check(_finite(self.beta) and self.beta >= 0, "beta", "at least 0", self.beta)
         _check(self.kl in KL_SCHEDULES, "kl", f"one of {', '.join(KL_SCHEDULES)}", self.kl)
+        _check(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
         _check(_finite(self.kl_ratio) and 0 < self.kl_ratio <= 1, "kl_ratio", "in (0, 1]", self.kl_ratio)
         _check(_finite(self.tfr) and 0 <= self.tfr <= 1, "tfr", "in [0, 1]", self.tfr)
         _check(_finite(self.tfr_decay_step) and self.tfr_decay_step >= 0, "tfr_decay_step", "at least 0",

@@ -297,8 +297,7 @@ def _device_count(job: TrainingJob, train_config: TrainConfig) -> int:
 
 
 def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpoint, job: TrainingJob):
-    if train_config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(train_config.precision)
     keras.utils.set_random_seed(train_config.seed)
     model = SVG(ModelConfig.from_dict(info["model"]), condition_mean=info["condition_mean"],
                 condition_std=info["condition_std"], seed=train_config.seed)

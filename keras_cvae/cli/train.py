@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from keras_cvae.cli.common import HelpFormatter
-from keras_cvae.config import BACKENDS, KL_SCHEDULES, PRIORS, get_preset, presets, replace, select_backend
+from keras_cvae.config import (BACKENDS, KL_SCHEDULES, PRECISIONS, PRIORS, get_preset, presets, replace,
+                               select_backend)
 
 
 def parse_args(argv=None):
@@ -84,8 +85,10 @@ def parse_args(argv=None):
                         "compiles with XLA) (default: XLA on)")
     parser.add_argument("--run-eagerly", action="store_true", default=None,
                         help="run the steps eagerly, uncompiled (debugging; default: off)")
-    parser.add_argument("--mixed-precision", action="store_true", default=None,
-                        help="mixed_float16 compute (for GPUs; default: off)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="compute precision: float32, or mixed precision for GPUs "
+                        "(mixed_bfloat16 on recent ones, mixed_float16 with loss scaling on "
+                        "older ones); " + preset_default("precision"))
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="0 silent, 1 progress bar, 2 one line per epoch (default: bar on a "
                         "terminal, lines otherwise)")
@@ -98,7 +101,7 @@ TRAIN_FLAGS = {  # TrainConfig field: argparse destination
     "kl_cycles": "kl_cycles", "kl_ratio": "kl_ratio", "tfr": "tfr",
     "tfr_start_decay_epoch": "tfr_start_decay_epoch", "tfr_decay_step": "tfr_decay_step",
     "tfr_floor": "tfr_floor", "seed": "seed", "jit_compile": "jit_compile",
-    "run_eagerly": "run_eagerly", "mixed_precision": "mixed_precision",
+    "run_eagerly": "run_eagerly", "precision": "precision",
 }
 
 
