@@ -271,21 +271,26 @@ def train(job: TrainingJob) -> TrainingResult:
             with backends.data_parallel(devices):
                 return _train_locked(run, info, train_config, checkpoint, job)
         except BaseException as error:
-            discarded = owned and not run.checkpoints()
-            if discarded:
-                shutil.rmtree(run.path) if created else run.clear()
+            if owned and not run.checkpoints():
+                if created:
+                    shutil.rmtree(run.path)
+                else:
+                    run.clear()
             if isinstance(error, TrainingDiverged):
-                raise RunError(_divergence_message(run, error, discarded, learning_rate)) from None
+                raise RunError(_divergence_message(run, error, learning_rate)) from None
             raise
 
 
-def _divergence_message(run: RunFolder, error: TrainingDiverged, discarded: bool, learning_rate) -> str:
-    if discarded:
-        return (f"{run.path}: {error}; no checkpoint had been saved, so the run folder was "
-                f"removed. Try a learning rate below {learning_rate:g} (--lr).")
-    return (f"{run.path}: {error}; nothing after the last good checkpoint "
-            f"({run.checkpoints()[-1].name}) was saved. Resume it with a lower learning rate: "
-            f"python scripts/train.py --resume {run.path} --lr {learning_rate / 10:g}")
+def _divergence_message(run: RunFolder, error: TrainingDiverged, learning_rate) -> str:
+    retry = f"python scripts/train.py --resume {run.path} --lr {learning_rate / 10:g}"
+    if not run.run_file.is_file():
+        return (f"{run.path}: {error}; no checkpoint had been saved, so nothing of the run "
+                f"was kept. Try a learning rate below {learning_rate:g} (--lr).")
+    checkpoints = run.checkpoints()
+    if not checkpoints:
+        return f"{run.path}: {error}; no checkpoint had been saved. Start it over with a lower learning rate: {retry}"
+    return (f"{run.path}: {error}; nothing after the last good checkpoint ({checkpoints[-1].name}) "
+            f"was saved. Resume it with a lower learning rate: {retry}")
 
 
 def _device_count(job: TrainingJob, train_config: TrainConfig) -> int:

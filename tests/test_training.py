@@ -145,9 +145,15 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path, generated_dir)
 def test_a_new_run_that_diverges_stops_with_an_error_and_leaves_no_folder(tmp_path, generated_dir):
     job = tiny_job(generated_dir, out=tmp_path / "run")
     job = dataclasses.replace(job, train=dataclasses.replace(job.train, learning_rate=1e30))
-    with pytest.raises(RunError, match="diverged at epoch 1 step .*no checkpoint had been saved"):
+    with pytest.raises(RunError, match="diverged at epoch 1 step .*no checkpoint had been saved, so nothing"):
         training.train(job)
     assert not (tmp_path / "run").exists()
+    # A run that never saved, resumed (so started over) and diverging again, keeps its run.json.
+    never_saved = RunFolder(tmp_path / "never-saved")
+    never_saved.write_info({**training._new_run_info(job), "train": job.train.to_dict()})
+    with pytest.raises(RunError, match="no checkpoint had been saved. Start it over with a lower"):
+        training.train(dataclasses.replace(job, out=None, resume=never_saved.path))
+    assert never_saved.run_file.is_file() and not never_saved.checkpoints()
 
 
 def file_digests(folder):
