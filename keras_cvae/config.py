@@ -15,6 +15,8 @@ from typing import Any, Optional
 CONDITION_DIM = 7  # 4 action values then 3 end-effector values, per frame.
 KL_SCHEDULES = ("cyclical", "monotonic", "none")
 PRIORS = ("learned", "fixed")
+LATENT_STRUCTURES = ("flat", "hierarchical")
+CONDITIONINGS = ("concat", "cconv")
 BACKENDS = ("tensorflow", "jax")
 # Keras dtype policies: mixed_bfloat16 for recent GPUs (no loss scaling), mixed_float16 for older ones.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -53,7 +55,8 @@ def select_backend(name: Optional[str] = None) -> str:
 _FLAGS = {"learning_rate": "--lr", "beta1": None, "checkpoints_to_keep": None, "image_size": None,
           "channels": None, "condition_dim": None, "g_dim": None, "z_dim": None, "rnn_size": None,
           "predictor_layers": None, "posterior_layers": None, "prior_layers": None, "width": None,
-          "n_past": None, "n_future": None}
+          "n_past": None, "n_future": None, "latent_levels": None,
+          "latent_channels": None}
 
 
 def _named(field: str) -> str:
@@ -114,6 +117,14 @@ class ModelConfig:
         prior_layers: LSTM cells in the learned-prior network.
         width: Multiplier on the VGG channel counts (1.0 = the reference 64..512).
         prior: "learned" (SVG-LP) or "fixed" (N(0, I), SVG-FP).
+        latents: "flat" (SVG's one z_t vector per step) or "hierarchical" (z_t plus
+            spatial latent maps at the decoder's coarsest resolutions; see
+            `keras_cvae.layers.hierarchy`).
+        latent_levels: Spatial levels of hierarchical latents, at 8x8, 16x16, ... pixels.
+        latent_channels: Channels of each spatial level's map.
+        conditioning: "concat" (the condition is concatenated to the LSTMs' inputs) or
+            "cconv" (also modulates every encoder and decoder conv block, Choi et al.'s
+            conditional convolution; see `keras_cvae.layers.vgg.ConditionalConv2D`).
         n_past: Context frames given to the model.
         n_future: Frames predicted per training window, and by the exported model. Where a
             rollout predicts any number of frames (evaluation, `SVG.rollout`) that number
@@ -131,16 +142,38 @@ class ModelConfig:
     prior_layers: int = 1
     width: float = 1.0
     prior: str = "learned"
+    latents: str = "flat"
+    latent_levels: int = 2
+    latent_channels: int = 4
+    conditioning: str = "concat"
     n_past: int = 2
     n_future: int = 10
 
     def __post_init__(self):
         _check(self.prior in PRIORS, "prior", f"one of {', '.join(PRIORS)}", self.prior)
+        _check(self.latents in LATENT_STRUCTURES, "latents", f"one of {', '.join(LATENT_STRUCTURES)}",
+               self.latents)
+        _check(self.conditioning in CONDITIONINGS, "conditioning", f"one of {', '.join(CONDITIONINGS)}",
+               self.conditioning)
+        _check(isinstance(self.latent_levels, numbers.Integral) and 1 <= self.latent_levels <= 4,
+               "latent_levels", "an integer from 1 to 4 (8x8 up to 64x64 maps)", self.latent_levels)
         _check(self.image_size == 64, "image_size", "64 (the VGG64 networks need 64x64 frames)", self.image_size)
         for name in ("channels", "condition_dim", "g_dim", "z_dim", "rnn_size", "predictor_layers",
-                     "posterior_layers", "prior_layers", "n_past", "n_future"):
+                     "posterior_layers", "prior_layers", "latent_channels", "n_past", "n_future"):
             _check_at_least(self, name, 1)
         _check(math.isfinite(self.width) and self.width > 0, "width", "positive", self.width)
+
+    @property
+    def level_resolutions(self) -> tuple:
+        """Sides of the spatial latent maps, coarsest first; empty for flat latents."""
+        if self.latents == "flat":
+            return ()
+        return tuple(8 << level for level in range(self.latent_levels))
+
+    @property
+    def noise_dim(self) -> int:
+        """Length of a step's latent (and noise) vector: z_dim plus every spatial level."""
+        return self.z_dim + sum(r * r * self.latent_channels for r in self.level_resolutions)
 
     @property
     def window_length(self) -> int:

@@ -16,6 +16,14 @@ Training maximises the ELBO: sum_t ||x^_t - x_t||^2 + beta * KL(q(z_t) || p(z_t)
 Generation feeds the model's own predictions back and draws z_t from the prior.
 The condition of step t is the pair (c_t-1, c_t): the action that moves frame t-1 to
 frame t and the end-effector position seen in frame t, whichever convention the data uses.
+
+Two switches of `ModelConfig` extend it (the course lab's extras):
+- `latents="hierarchical"` adds spatial latent levels under z_t (`layers.hierarchy`); a
+  step's latent is then the flat vector [z_t | level maps], `config.noise_dim` long.
+- `conditioning="cconv"` makes every encoder and decoder conv block a conditional
+  convolution. The decoder of step t is conditioned on the pair (c_t-1, c_t); the
+  encoder on the encoded frame's own c (so each frame is encoded once, whichever step
+  reads its code).
 """
 
 import keras
@@ -24,8 +32,9 @@ from keras import ops
 from keras_cvae import backends, metrics
 from keras_cvae.config import ModelConfig
 from keras_cvae.distributions import gaussian_kl, reparameterize
+from keras_cvae.layers.hierarchy import LatentHierarchy
 from keras_cvae.layers.recurrent import FramePredictor, GaussianLSTM
-from keras_cvae.layers.vgg import PACKAGE, VGGDecoder, VGGEncoder
+from keras_cvae.layers.vgg import PACKAGE, VGGDecoder, VGGEncoder, scaled_channels
 from keras_cvae.schedules import KLAnnealing, TeacherForcing
 
 
@@ -34,7 +43,7 @@ class SVG(keras.Model):
     """Stochastic video generation with a learned (or fixed) prior, conditioned on actions.
 
     Calling the model runs generation: inputs `{"context": [B, n_past, 64, 64, 3],
-    "conditions": [B, n_past + horizon, 7], "noise": [B, horizon, z_dim]}` give the
+    "conditions": [B, n_past + horizon, 7], "noise": [B, horizon, noise_dim]}` give the
     predicted frames [B, horizon, 64, 64, 3] in [0, 1]. The horizon is read from the static
     shape of `noise`, so one model predicts any number of frames. The noise is standard
     normal; zeros give the prior's mean path. Conditions are raw values: the model
@@ -59,8 +68,25 @@ class SVG(keras.Model):
         if len(self.initial_condition_mean) != dim or len(self.initial_condition_std) != dim:
             raise ValueError(f"condition statistics must have {dim} values")
 
-        self.encoder = VGGEncoder(config.g_dim, config.width, name="encoder")
-        self.decoder = VGGDecoder(config.g_dim, config.width, config.channels, name="decoder")
+        cconv = config.conditioning == "cconv"
+        self.encoder = VGGEncoder(
+            config.g_dim, config.width, dim if cconv else None, name="encoder"
+        )
+        self.decoder = VGGDecoder(
+            config.g_dim, config.width, config.channels, 2 * dim if cconv else None,
+            name="decoder",
+        )
+        self.hierarchy = (
+            LatentHierarchy(
+                config.level_resolutions,
+                config.latent_channels,
+                scaled_channels(128, config.width),
+                learned_prior=config.prior == "learned",
+                name="hierarchy",
+            )
+            if config.latents == "hierarchical"
+            else None
+        )
         self.predictor = FramePredictor(
             config.rnn_size, config.predictor_layers, config.g_dim, name="predictor"
         )
@@ -102,14 +128,19 @@ class SVG(keras.Model):
             name="condition_std",
         )
         frame = ops.zeros((1, config.image_size, config.image_size, config.channels))
-        code, skips = self.encoder(frame)
         pair = ops.zeros((1, 2 * dim))
+        code, skips = self.encoder(frame, pair[:, :dim])
         z = ops.zeros((1, config.z_dim))
         self.posterior(self._join(code, pair), self.posterior.initial_state(1))
         if self.prior is not None:
             self.prior(self._join(code, pair), self.prior.initial_state(1))
         g, _ = self.predictor(self._join(code, z, pair), self.predictor.initial_state(1))
-        self.decoder(g, skips)
+        maps = []
+        if self.hierarchy is not None:
+            levels = ops.zeros((1, self.hierarchy.size))
+            self.hierarchy.posterior(skips, skips, z, pair, levels)
+            maps, _, _ = self.hierarchy.prior(skips, z, pair, levels, given=True)
+        self.decoder(g, skips, maps, pair)
         self.built = True
 
     def compile(
@@ -163,6 +194,16 @@ class SVG(keras.Model):
         """[B, T, D] -> [B, T-1, 2D]: step t (1..T-1) sees (c_t-1, c_t)."""
         return ops.concatenate([conditions[:, :-1], conditions[:, 1:]], axis=-1)
 
+    @staticmethod
+    def _with_levels(top, levels):
+        """Joins (mean, log variance) of z_t and of the spatial levels along the last axis."""
+        return tuple(ops.concatenate([a, b], axis=-1) for a, b in zip(top, levels))
+
+    @staticmethod
+    def _merge_time(x):
+        """[B, T, ...] -> [B * T, ...]."""
+        return ops.reshape(x, (-1, *x.shape[2:]))
+
     def initial_state(self, batch_size):
         """Zero state of a rollout: {"recurrent": LSTM states, "skips": encoder skips}.
 
@@ -188,16 +229,18 @@ class SVG(keras.Model):
         Args:
             code: h_t-1, the code of the frame fed to this step [B, g_dim].
             condition_pair: (c_t-1, c_t) normalised, [B, 2 * condition_dim].
-            latent_input: [B, z_dim]: standard-normal noise when `latent_source` is "prior"
-                (z_t = prior mean + sigma * noise; N(0, I) gives z_t = noise), or z_t itself
-                when it is "given" (the posterior's sample in training).
+            latent_input: [B, z_dim] (the top level only): standard-normal noise when
+                `latent_source` is "prior" (z_t = prior mean + sigma * noise; N(0, I)
+                gives z_t = noise), or z_t itself when it is "given" (the posterior's
+                sample in training).
             recurrent: The "recurrent" part of the state.
             latent_source: "prior" or "given" (a Python string: two traces, no branch).
             training: BatchNorm mode.
 
         Returns:
-            (g_t [B, g_dim], (prior mean, prior log variance) float32 [B, z_dim], new
-            recurrent state). The fixed prior's mean and log variance are zeros.
+            (g_t [B, g_dim], z_t float32 [B, z_dim], (prior mean, prior log variance)
+            float32 [B, z_dim], new recurrent state). The fixed prior's mean and log
+            variance are zeros.
         """
         layers = 2 * self.config.predictor_layers
         predictor_state, prior_state = recurrent[:layers], recurrent[layers:]
@@ -215,37 +258,50 @@ class SVG(keras.Model):
         g, predictor_state = self.predictor(
             self._join(code, z, condition_pair), predictor_state, training=training
         )
-        return g, (mean, log_variance), predictor_state + prior_state
+        return g, z, (mean, log_variance), predictor_state + prior_state
 
     def step(self, frame, condition_pair, latent_input, is_context, state,
              latent_source="prior", training=False):
         """Predicts frame t from frame t-1: the one step every rollout and export runs.
 
         Encode x_t-1 into h_t-1 (and skips); keep the skips if x_t-1 is a context frame
-        (decoding always uses those of the latest context frame); draw z_t; run the
-        predictor LSTM; decode g_t into x^_t.
+        (decoding always uses those of the latest context frame); draw z_t (and, with
+        hierarchical latents, the spatial levels from x_t-1's skips); run the predictor
+        LSTM; decode g_t into x^_t.
 
         Args:
             frame: x_t-1, the frame fed to this step [B, 64, 64, C] in [0, 1].
             condition_pair: (c_t-1, c_t) normalised, [B, 2 * condition_dim].
-            latent_input: Noise or z_t, [B, z_dim]; see `recurrent_step`.
+            latent_input: Noise or the latents, [B, noise_dim]; see `recurrent_step`.
             is_context: Bool tensor broadcastable to [B, 1, 1, 1]: x_t-1 is a context frame.
             state: {"recurrent", "skips"} from `initial_state` or the previous step.
             latent_source: "prior" or "given"; see `recurrent_step`.
             training: BatchNorm mode.
 
         Returns:
-            (x^_t float32 [B, 64, 64, C], (prior mean, prior log variance), new state).
+            (x^_t float32 [B, 64, 64, C], (prior mean, prior log variance) [B, noise_dim],
+            new state).
         """
-        code, frame_skips = self.encoder(frame, training=training)
+        z_dim = self.config.z_dim
+        latent_input = ops.cast(latent_input, "float32")
+        code, frame_skips = self.encoder(
+            frame, condition_pair[:, : self.config.condition_dim], training=training
+        )
         skips = [
             ops.where(is_context, new, old) for new, old in zip(frame_skips, state["skips"])
         ]
-        g, prior, recurrent = self.recurrent_step(
-            code, condition_pair, latent_input, state["recurrent"], latent_source, training
+        g, z, prior, recurrent = self.recurrent_step(
+            code, condition_pair, latent_input[:, :z_dim], state["recurrent"], latent_source,
+            training,
         )
-        prediction = ops.cast(self.decoder(g, skips, training=training), "float32")
-        return prediction, prior, {"recurrent": recurrent, "skips": skips}
+        maps = []
+        if self.hierarchy is not None:
+            maps, *level_prior = self.hierarchy.prior(
+                frame_skips, z, condition_pair, latent_input[:, z_dim:], latent_source == "given"
+            )
+            prior = self._with_levels(prior, level_prior)
+        prediction = self.decoder(g, skips, maps, condition_pair, training=training)
+        return ops.cast(prediction, "float32"), prior, {"recurrent": recurrent, "skips": skips}
 
     def rollout(self, truth, condition_pairs, latent_inputs, n_context,
                 latent_source="prior", training=False):
@@ -258,14 +314,14 @@ class SVG(keras.Model):
             truth: Ground-truth frames [B, >= n_context, 64, 64, C]; frames past
                 `n_context` are never fed.
             condition_pairs: [B, steps, 2 * condition_dim], normalised.
-            latent_inputs: [B, steps, z_dim]; see `recurrent_step`.
+            latent_inputs: [B, steps, noise_dim]; see `step`.
             n_context: Number of ground-truth frames fed (a Python int >= 1).
             latent_source: "prior" or "given".
             training: BatchNorm mode.
 
         Returns:
             (predictions x^_1..x^_steps float32 [B, steps, 64, 64, C],
-            (prior means, prior log variances) [B, steps, z_dim]).
+            (prior means, prior log variances) [B, steps, noise_dim]).
         """
         steps = condition_pairs.shape[1]
         batch = ops.shape(condition_pairs)[0]
@@ -280,7 +336,7 @@ class SVG(keras.Model):
             "latent": time_major(ops.cast(latent_inputs, "float32")),
             "is_context": ops.convert_to_tensor([t <= n_context for t in range(1, steps + 1)]),
         }
-        z_zeros = ops.zeros((batch, self.config.z_dim), "float32")
+        z_zeros = ops.zeros((batch, self.config.noise_dim), "float32")
         init = {
             "frame": ops.zeros_like(xs["truth"][0]),
             "prior": (z_zeros, z_zeros),
@@ -319,10 +375,18 @@ class SVG(keras.Model):
         return frames[:, n_past - 1 :]
 
     # ------------------------------------------------------------------ training
-    def _encode_sequence(self, frames, training):
-        """Encodes [B, T, ...] frames in one batched call: (codes [B, T, g], skips [B, T, ...])."""
+    def _encode_sequence(self, frames, conditions, training):
+        """Encodes [B, T, ...] frames in one batched call: (codes [B, T, g], skips [B, T, ...]).
+
+        Args:
+            frames: [B, T, 64, 64, C].
+            conditions: Normalised [B, T, condition_dim]; frame t is encoded with c_t.
+            training: BatchNorm mode.
+        """
         batch, steps = ops.shape(frames)[0], frames.shape[1]
-        codes, skips = self.encoder(ops.reshape(frames, (-1, *frames.shape[2:])), training=training)
+        codes, skips = self.encoder(
+            self._merge_time(frames), self._merge_time(conditions), training=training
+        )
         unflat = lambda x: ops.reshape(x, (batch, steps, *x.shape[1:]))  # noqa: E731
         return unflat(codes), [unflat(s) for s in skips]
 
@@ -351,6 +415,39 @@ class SVG(keras.Model):
         _, (means, log_variances) = backends.scan(body, init, xs, lambda carry: carry["q"], self)
         return ops.moveaxis(means, 0, 1), ops.moveaxis(log_variances, 0, 1)
 
+    def posterior_latents(self, codes, skips, condition_pairs, training):
+        """Samples the posterior of every level for t = 1..T-1.
+
+        Args:
+            codes: h_1..h_T [B, T, g_dim] of the ground-truth frames.
+            skips: Their encoder skips, each [B, T, ...].
+            condition_pairs: [B, T-1, 2 * condition_dim], normalised.
+            training: BatchNorm mode.
+
+        Returns:
+            (latents, mean, log variance), float32 [B, T-1, noise_dim].
+        """
+        mean, log_variance = self.posterior_sequence(codes[:, 1:], condition_pairs, training)
+        batch, steps = ops.shape(codes)[0], condition_pairs.shape[1]
+        noise = keras.random.normal((batch, steps, self.config.noise_dim), seed=self.seed_generator)
+        z_dim = self.config.z_dim
+        latents = reparameterize(mean, log_variance, noise[..., :z_dim])
+        if self.hierarchy is None:
+            return latents, mean, log_variance
+        merge = self._merge_time
+        level_values = self.hierarchy.posterior(
+            [merge(s[:, 1:]) for s in skips],
+            [merge(s[:, :-1]) for s in skips],
+            merge(latents),
+            merge(condition_pairs),
+            merge(noise[..., z_dim:]),
+        )
+        split = lambda x: ops.reshape(x, (batch, steps, self.hierarchy.size))  # noqa: E731
+        return tuple(
+            ops.concatenate([top, split(level)], axis=-1)
+            for top, level in zip((latents, mean, log_variance), level_values)
+        )
+
     def _teacher_forced_rollout(self, codes, skips, condition_pairs, latents, training=True):
         """The rollout fed only ground-truth frames, with the encoder and decoder batched.
 
@@ -363,8 +460,10 @@ class SVG(keras.Model):
         n_past, steps = self.config.n_past, condition_pairs.shape[1]
         batch = ops.shape(codes)[0]
 
+        z_dim = self.config.z_dim
+
         def body(carry, x):
-            g, prior, recurrent = self.recurrent_step(
+            g, _, prior, recurrent = self.recurrent_step(
                 x["code"], x["pair"], x["latent"], carry["recurrent"], "given", training
             )
             return {"g": g, "prior": prior, "recurrent": recurrent}
@@ -378,20 +477,33 @@ class SVG(keras.Model):
         xs = {
             "code": ops.moveaxis(codes[:, :-1], 1, 0),
             "pair": ops.moveaxis(condition_pairs, 1, 0),
-            "latent": ops.moveaxis(latents, 1, 0),
+            "latent": ops.moveaxis(latents[..., :z_dim], 1, 0),
         }
         _, (g, (means, log_variances)) = backends.scan(
             body, init, xs, lambda carry: (carry["g"], carry["prior"]), self
         )
+        prior = (ops.moveaxis(means, 0, 1), ops.moveaxis(log_variances, 0, 1))
+        merge = self._merge_time
+        maps = []
+        if self.hierarchy is not None:
+            maps, *level_prior = self.hierarchy.prior(
+                [merge(s[:, :-1]) for s in skips],
+                merge(latents[..., :z_dim]),
+                merge(condition_pairs),
+                merge(latents[..., z_dim:]),
+                given=True,
+            )
+            split = lambda x: ops.reshape(x, (batch, steps, self.hierarchy.size))  # noqa: E731
+            prior = self._with_levels(prior, [split(x) for x in level_prior])
         # Step t decodes with the skips of frame min(t - 1, n_past - 1).
         skip_frames = [min(t - 1, n_past - 1) for t in range(1, steps + 1)]
         step_skips = [
             ops.reshape(ops.take(s, skip_frames, axis=1), (-1, *s.shape[2:])) for s in skips
         ]
         g = ops.reshape(ops.moveaxis(g, 0, 1), (-1, self.config.g_dim))
-        frames = ops.cast(self.decoder(g, step_skips, training=training), "float32")
-        frames = ops.reshape(frames, (batch, steps, *frames.shape[1:]))
-        return frames, (ops.moveaxis(means, 0, 1), ops.moveaxis(log_variances, 0, 1))
+        frames = self.decoder(g, step_skips, maps, merge(condition_pairs), training=training)
+        frames = ops.reshape(ops.cast(frames, "float32"), (batch, steps, *frames.shape[1:]))
+        return frames, prior
 
     def rollout_losses(self, frames, conditions, teacher_forced, training=True):
         """Training rollout over all frames: (predictions of frames 1..T-1, mse, kl).
@@ -404,11 +516,10 @@ class SVG(keras.Model):
             training: BatchNorm mode.
         """
         frames = ops.cast(frames, "float32")
-        pairs = self.condition_pairs(self.normalize_conditions(conditions))
-        codes, skips = self._encode_sequence(frames, training)
-        mean_q, log_variance_q = self.posterior_sequence(codes[:, 1:], pairs, training)
-        noise = keras.random.normal(ops.shape(mean_q), seed=self.seed_generator)
-        latents = reparameterize(mean_q, log_variance_q, noise)
+        conditions = self.normalize_conditions(conditions)
+        pairs = self.condition_pairs(conditions)
+        codes, skips = self._encode_sequence(frames, conditions, training)
+        latents, mean_q, log_variance_q = self.posterior_latents(codes, skips, pairs, training)
         if teacher_forced:
             predictions, prior = self._teacher_forced_rollout(codes, skips, pairs, latents, training)
         else:
@@ -471,7 +582,7 @@ class SVG(keras.Model):
         n_past = self.config.n_past
         horizon = frames.shape[1] - n_past
         batch = ops.shape(frames)[0]
-        noise = keras.random.normal((batch, horizon, self.config.z_dim), seed=self.seed_generator)
+        noise = keras.random.normal((batch, horizon, self.config.noise_dim), seed=self.seed_generator)
         predictions = self(
             {"context": frames[:, :n_past], "conditions": conditions, "noise": noise}
         )

@@ -208,7 +208,7 @@ def write_predictions(out_dir, context, conditions, noise, frames, fps=4.0):
         out_dir: Destination folder.
         context: [n_past, 64, 64, 3] float32.
         conditions: [n_past + n_future, 7] float32 (raw).
-        noise: [S, n_future, z_dim].
+        noise: [S, n_future, noise_dim].
         frames: [S, n_future, 64, 64, 3] float32 predictions.
         fps: Frames per second of the GIFs.
 

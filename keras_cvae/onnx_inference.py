@@ -68,7 +68,7 @@ class ExportedModel:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise InferenceError(f"{metadata_path}: not export metadata ({error!r})") from None
         self.n_past, self.n_future = int(config["n_past"]), int(config["n_future"])
-        self.z_dim, self.image_size = int(config["z_dim"]), int(config["image_size"])
+        self.image_size = int(config["image_size"])
         self.channels, self.condition_dim = int(config["channels"]), int(config["condition_dim"])
         if not self.onnx_path.is_file():
             raise InferenceError(f"{self.onnx_path}: missing")
@@ -81,6 +81,11 @@ class ExportedModel:
             raise InferenceError(
                 f"{self.onnx_path}: not an ONNX model onnxruntime can load ({first_line})"
             ) from None
+        # Read from the graph, not the config: hierarchical latents make it longer than z_dim.
+        noise_inputs = [node for node in self.session.get_inputs() if node.name == PREDICTION_INPUTS[2]]
+        if not noise_inputs or not isinstance(noise_inputs[0].shape[-1], int):
+            raise InferenceError(f"{self.onnx_path}: has no noise input of a fixed length")
+        self.noise_dim = noise_inputs[0].shape[-1]
 
     @property
     def window_length(self):
@@ -92,7 +97,7 @@ class ExportedModel:
         Args:
             context: [B, n_past, 64, 64, 3] float32 in [0, 1].
             conditions: [B, n_past + n_future, 7] raw float32.
-            noise: [B, n_future, z_dim] float32 standard normal (zeros: the mean path).
+            noise: [B, n_future, noise_dim] float32 standard normal (zeros: the mean path).
 
         Returns:
             [B, n_future, 64, 64, 3] float32 in [0, 1].
@@ -103,17 +108,17 @@ class ExportedModel:
         return frames
 
 
-def draw_noise(samples, n_future, z_dim, seed):
-    """Standard-normal noise [samples, n_future, z_dim] float32 from a NumPy seed.
+def draw_noise(samples, n_future, noise_dim, seed):
+    """Standard-normal noise [samples, n_future, noise_dim] float32 from a NumPy seed.
 
     Args:
         samples: Futures to draw.
         n_future: Predicted frames per future.
-        z_dim: Latent size.
+        noise_dim: Length of the model's latent per step.
         seed: NumPy seed.
     """
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((samples, n_future, z_dim)).astype(np.float32)
+    return rng.standard_normal((samples, n_future, noise_dim)).astype(np.float32)
 
 
 def predict_files(config):
@@ -131,7 +136,7 @@ def predict_files(config):
     model = ExportedModel(config.model_dir)
     context = read_context(config.context, model.n_past, model.image_size, model.channels)
     conditions = read_conditions(config.conditions, model.window_length, model.condition_dim)
-    noise = draw_noise(config.samples, model.n_future, model.z_dim, config.seed)
+    noise = draw_noise(config.samples, model.n_future, model.noise_dim, config.seed)
     frames = model.predict(
         np.repeat(context[None], config.samples, axis=0),
         np.repeat(conditions[None], config.samples, axis=0),

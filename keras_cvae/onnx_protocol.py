@@ -14,7 +14,9 @@ Whole prediction (SavedModel and model.onnx), batch size B dynamic:
 
     context     float32 [B, n_past, 64, 64, 3]        frames in [0, 1]
     conditions  float32 [B, n_past + n_future, 7]      raw (4 action + 3 end-effector) per frame
-    noise       float32 [B, n_future, z_dim]           standard normal; zeros = the prior's mean path
+    noise       float32 [B, n_future, noise_dim]       standard normal; zeros = the prior's mean path
+                                                       (noise_dim = z_dim, plus the flattened
+                                                       spatial levels of hierarchical latents)
     -> frames   float32 [B, n_future, 64, 64, 3]       in [0, 1]
 
 The conditions are normalised inside the graphs with the training statistics (also listed
@@ -22,7 +24,7 @@ in metadata.json for information): pass raw values. No random op is in any graph
 noise is an input.
 
 Single step (step.onnx). Inputs: `frame` [B, 64, 64, 3] (the latest frame), `conditions`
-[B, 2, 7] (raw c_t-1 and c_t), `noise` [B, z_dim], `is_context` bool [B], and the state
+[B, 2, 7] (raw c_t-1 and c_t), `noise` [B, noise_dim], `is_context` bool [B], and the state
 tensors `state_<part>`; outputs: `next_frame` [B, 64, 64, 3] and `next_state_<part>` for
 every state input. The state holds the LSTM (h, c) of the predictor (and of the learned
 prior) and the encoder skips of the last context frame: a step with `is_context` true

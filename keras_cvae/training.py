@@ -330,7 +330,7 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         )))
     title = f"{run.path.name}: {info['preset']} preset, KL {train_config.kl}"
     curves = CurvePlotter(run.path / "curves.png", history, title)
-    gifs = SampleGif(run.samples_dir, val_data[0], config.n_past, config.z_dim, train_config.seed)
+    gifs = SampleGif(run.samples_dir, val_data[0], config.n_past, config.noise_dim, train_config.seed)
     callbacks = [  # the guard first: it stops before anything saves a diverged state
         DivergenceGuard(first_step=step),
         RestoreEpochMetrics(state.get("metrics")),

@@ -19,3 +19,5 @@ def randomize_weights(model, seed):
             weight.assign(rng.normal(0.0, 1.5 / np.sqrt(fan_in), shape).astype("float32"))
         elif "bias" in weight.path or "beta" in weight.path:
             weight.assign(rng.normal(0.0, 0.1, shape).astype("float32"))
+        elif "scale_weights" in weight.path:  # conditional convolution: the condition's scales
+            weight.assign(rng.normal(0.0, 0.05, shape).astype("float32"))

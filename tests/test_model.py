@@ -16,6 +16,8 @@ from keras_cvae.schedules import KLAnnealing, TeacherForcing
 from model_weights import randomize_weights
 
 TINY = get_preset("tiny").model
+# Both of the lab's extras at once: hierarchical latents and conditional convolution.
+EXTRAS = dataclasses.replace(TINY, latents="hierarchical", conditioning="cconv")
 TF_ONLY = pytest.mark.tf_only  # a second backend adds nothing here; the JAX run skips it
 # One-step tests run eagerly on TensorFlow (tracing both branches costs more than the step)
 # and jitted on JAX (uncompiled, JAX re-traces every loop at every call).
@@ -75,12 +77,13 @@ def test_step_keeps_the_context_skips_after_the_context():
         np.testing.assert_array_equal(ops.convert_to_numpy(skip), ops.convert_to_numpy(carried))
 
 
-def test_call_equals_stepping_by_hand():
+@pytest.mark.parametrize("config", [TINY, pytest.param(EXTRAS, marks=TF_ONLY)], ids=["base", "extras"])
+def test_call_equals_stepping_by_hand(config):
     """`call` (one symbolic loop) computes what the documented step-by-step protocol does."""
-    model = SVG(TINY, seed=0)
+    model = SVG(config, seed=0)
     randomize_weights(model, seed=3)
     frames, conditions = make_batch(batch=2)
-    noise = np.random.default_rng(4).normal(size=(2, TINY.n_future, TINY.z_dim)).astype("float32")
+    noise = np.random.default_rng(4).normal(size=(2, TINY.n_future, config.noise_dim)).astype("float32")
     pairs = ops.convert_to_numpy(model.condition_pairs(model.normalize_conditions(conditions)))
     state, frame, stepped = model.initial_state(2), frames[:, 0], []
     for t in range(1, TINY.window_length):
@@ -164,21 +167,25 @@ def test_free_running_feeds_own_predictions_not_ground_truth():
     np.testing.assert_allclose(free_running(frames), free_running(altered), atol=1e-6)
 
     def teacher_forced(x):
-        codes, skips = model._encode_sequence(ops.convert_to_tensor(x), training=True)
+        codes, skips = model._encode_sequence(ops.convert_to_tensor(x), conditions, training=True)
         return ops.convert_to_numpy(model._teacher_forced_rollout(codes, skips, pairs, latents)[0])
 
     future = slice(TINY.n_past, None)  # steps whose input frame is a ground-truth future frame
     assert np.abs(teacher_forced(frames)[:, future] - teacher_forced(altered)[:, future]).max() > 1e-4
 
 
-def test_teacher_forced_fast_path_equals_stepping_on_ground_truth():
-    """The batched teacher-forced rollout is `step` fed the ground truth at every step."""
-    model = SVG(TINY, seed=0)
+@pytest.mark.parametrize("config", [TINY, EXTRAS], ids=["base", "extras"])
+def test_teacher_forced_fast_path_equals_stepping_on_ground_truth(config):
+    """The batched teacher-forced rollout is `step` fed the ground truth at every step
+    (with the extras: each frame encoded with its own condition, the spatial priors
+    batched over all steps)."""
+    model = SVG(config, seed=0)
     randomize_weights(model, seed=2)
     frames, conditions = make_batch()
-    pairs = ops.convert_to_numpy(model.condition_pairs(model.normalize_conditions(conditions)))
-    latents = np.random.default_rng(1).normal(size=(3, TINY.window_length - 1, TINY.z_dim)).astype("float32")
-    codes, skips = model._encode_sequence(ops.convert_to_tensor(frames), training=False)
+    normalized = model.normalize_conditions(conditions)
+    pairs = ops.convert_to_numpy(model.condition_pairs(normalized))
+    latents = np.random.default_rng(1).normal(size=(3, TINY.window_length - 1, config.noise_dim)).astype("float32")
+    codes, skips = model._encode_sequence(ops.convert_to_tensor(frames), normalized, training=False)
     fast, (fast_mean, _) = model._teacher_forced_rollout(codes, skips, pairs, latents, training=False)
     state, stepped, means = model.initial_state(3), [], []
     for t in range(1, TINY.window_length):
@@ -217,8 +224,9 @@ def test_teacher_forcing_ratio_picks_the_branch(ratio):
     np.testing.assert_allclose(logs["mse"], losses[bool(ratio)], rtol=gap / 20)
 
 
-def test_save_and_load_restores_every_weight(tmp_path):
-    model = SVG(TINY, condition_mean=[0.5] * 7, condition_std=[2.0] * 7, seed=0)
+@pytest.mark.parametrize("config", [TINY, pytest.param(EXTRAS, marks=TF_ONLY)], ids=["base", "extras"])
+def test_save_and_load_restores_every_weight(tmp_path, config):
+    model = SVG(config, condition_mean=[0.5] * 7, condition_std=[2.0] * 7, seed=0)
     # Perturb every weight so that a freshly initialised model cannot match by chance.
     for variable in model.weights:
         variable.assign(variable + np.random.default_rng(0).normal(size=variable.shape).astype("float32") * 0.01)
@@ -230,7 +238,7 @@ def test_save_and_load_restores_every_weight(tmp_path):
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_array_equal(ops.convert_to_numpy(a), ops.convert_to_numpy(b))
     frames, conditions = make_batch()
-    noise = np.random.default_rng(2).normal(size=(3, TINY.n_future, TINY.z_dim)).astype("float32")
+    noise = np.random.default_rng(2).normal(size=(3, TINY.n_future, config.noise_dim)).astype("float32")
     np.testing.assert_array_equal(generate(model, frames, conditions, noise),
                                   generate(loaded, frames, conditions, noise))
 

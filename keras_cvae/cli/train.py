@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from keras_cvae.cli.common import HelpFormatter
-from keras_cvae.config import (BACKENDS, KL_SCHEDULES, PRECISIONS, PRIORS, get_preset, presets, replace,
-                               select_backend)
+from keras_cvae.config import (BACKENDS, CONDITIONINGS, KL_SCHEDULES, LATENT_STRUCTURES, PRECISIONS, PRIORS,
+                               get_preset, presets, replace, select_backend)
 
 
 def parse_args(argv=None):
@@ -56,6 +56,16 @@ def parse_args(argv=None):
                         "is installed)")
     parser.add_argument("--prior", choices=PRIORS, default=None,
                         help="learned (SVG-LP) or fixed N(0, I) (SVG-FP); " + preset_default("prior", "model"))
+    parser.add_argument("--latents", choices=LATENT_STRUCTURES, default=None,
+                        help="flat: SVG's one latent vector per step; hierarchical: plus spatial "
+                        "latent maps at 8x8 and 16x16, each with its own posterior and prior, "
+                        "the coarser conditioning the finer, fed to the decoder at their "
+                        "resolution (HAF-SVG-like) (default: flat)")
+    parser.add_argument("--conditioning", choices=CONDITIONINGS, default=None,
+                        help="concat: actions and positions are concatenated to the LSTMs' "
+                        "inputs; cconv: they also scale and shift every encoder and decoder "
+                        "conv channel (conditional convolution, Choi et al. 2019) "
+                        "(default: concat)")
     parser.add_argument("--epochs", type=int, default=None, help=preset_default("epochs"))
     parser.add_argument("--steps-per-epoch", type=int, default=None, help=preset_default("steps_per_epoch"))
     parser.add_argument("--validation-steps", type=int, default=None,
@@ -108,12 +118,14 @@ TRAIN_FLAGS = {  # TrainConfig field: argparse destination
 def _job_from_args(args, job_class):
     given = {field: getattr(args, dest) for field, dest in TRAIN_FLAGS.items()
              if getattr(args, dest) is not None}
-    if args.resume is not None and (args.preset is not None or args.prior is not None):
-        raise ValueError("--preset and --prior define a new run; a resumed run keeps its model")
+    model_flags = {"prior": args.prior, "latents": args.latents, "conditioning": args.conditioning}
+    if args.resume is not None and (args.preset is not None or any(v is not None for v in model_flags.values())):
+        raise ValueError("--preset, --prior, --latents and --conditioning define a new run; a resumed "
+                         "run keeps its model")
     preset_name = args.preset or "svg"
     preset = get_preset(preset_name)
     return job_class(
-        model=replace(preset.model, prior=args.prior),
+        model=replace(preset.model, **model_flags),
         train=preset.train if args.resume is not None else replace(preset.train, **given),
         data=args.data, out=args.out, resume=args.resume,
         resume_changes=given if args.resume is not None else None, preset=preset_name,

@@ -121,8 +121,8 @@ def check_batch_matches_model(batch, model_config, where):
         )
 
 
-def sample_noise(seed, sequence_indices, samples, horizon, z_dim):
-    """Standard-normal latent noise [samples, len(sequence_indices), horizon, z_dim].
+def sample_noise(seed, sequence_indices, samples, horizon, noise_dim):
+    """Standard-normal latent noise [samples, len(sequence_indices), horizon, noise_dim].
 
     The noise of sequence i is drawn from `numpy.random.default_rng([seed, i])`, so a
     sequence's predictions do not depend on the batch size, on the other sequences or on
@@ -133,10 +133,10 @@ def sample_noise(seed, sequence_indices, samples, horizon, z_dim):
         sequence_indices: Indices of the sequences in the split.
         samples: Samples per sequence.
         horizon: Predicted frames.
-        z_dim: Latent size.
+        noise_dim: Length of the model's latent per step (`ModelConfig.noise_dim`).
     """
     noise = [
-        np.random.default_rng([int(seed), int(i)]).standard_normal((samples, horizon, z_dim))
+        np.random.default_rng([int(seed), int(i)]).standard_normal((samples, horizon, noise_dim))
         for i in sequence_indices
     ]
     return np.stack(noise, axis=1).astype(np.float32)

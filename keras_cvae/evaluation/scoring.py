@@ -59,7 +59,7 @@ def make_rollout(model, jit_compile=False):
 
     Returns:
         A function of context [B, n_past, 64, 64, 3], conditions [B, n_past + H, D] and
-        noise [B, H, z_dim] returning [B, H, 64, 64, 3] float32 in [0, 1].
+        noise [B, H, noise_dim] returning [B, H, 64, 64, 3] float32 in [0, 1].
     """
 
     def rollout(context, conditions, noise):
@@ -163,7 +163,7 @@ def evaluate_model(
         count = frames.shape[0]
         indices = np.arange(seen, seen + count)
         context, future = frames[:, :n_past], frames[:, n_past:]
-        noise = sample_noise(seed, indices, samples, horizon, model.config.z_dim)
+        noise = sample_noise(seed, indices, samples, horizon, model.config.noise_dim)
         padded_context, padded_conditions = _padded(context, batch_size), _padded(conditions, batch_size)
         padded_future = _padded(future, batch_size)
         predictions = []

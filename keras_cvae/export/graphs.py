@@ -25,7 +25,7 @@ def prediction_shapes(config):
     input_shapes = (
         [None, config.n_past, size, size, channels],
         [None, config.window_length, config.condition_dim],
-        [None, config.n_future, config.z_dim],
+        [None, config.n_future, config.noise_dim],
     )
     return {
         **dict(zip(PREDICTION_INPUTS, input_shapes)),
@@ -71,7 +71,7 @@ def step_shapes(model):
     step_input_shapes = (
         [None, size, size, channels],
         [None, 2, config.condition_dim],
-        [None, config.z_dim],
+        [None, config.noise_dim],
         [None],
     )
     inputs = {**dict(zip(STEP_INPUTS, step_input_shapes)), **state}

@@ -1,4 +1,9 @@
-"""VGG-style 64x64 frame encoder and decoder of SVG, with skip connections."""
+"""VGG-style 64x64 frame encoder and decoder of SVG, with skip connections.
+
+With a `condition_dim` their conv blocks are Choi et al.'s conditional convolutions
+(`ConditionalConv2D`); with `latent_channels` the decoder also takes one spatial latent
+map per resolution, coarsest first (the hierarchical latents of `layers.hierarchy`).
+"""
 
 import keras
 from keras import layers, ops
@@ -31,33 +36,97 @@ def scaled_channels(base, width):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class ConditionalConv2D(layers.Layer):
+    """Conditional convolution (Choi, El-Khamy and Lee 2019), "same" padding, stride 1.
+
+    Output channel j is `softplus(u_j . c) * (W_j * x) + v_j . c`: the condition c scales
+    and shifts each channel; the convolution has no bias of its own. Choi et al.'s c is a
+    one-hot rate; here it is a normalised condition vector. u and v start at zero, so the
+    layer starts as softplus(0) = log 2 times a plain convolution.
+
+    Args:
+        filters: Output channels.
+        kernel_size: Side of the square kernel.
+        condition_dim: Length of c.
+    """
+
+    def __init__(self, filters, kernel_size, condition_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.condition_dim = condition_dim
+        self.conv = layers.Conv2D(
+            filters, kernel_size, padding="same", use_bias=False,
+            kernel_initializer=conv_initializer(),
+        )
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.scale_weights = self.add_weight(
+            shape=(self.condition_dim, self.filters), initializer="zeros", name="scale_weights"
+        )
+        self.bias_weights = self.add_weight(
+            shape=(self.condition_dim, self.filters), initializer="zeros", name="bias_weights"
+        )
+
+    def call(self, inputs, condition):
+        """Args: inputs [N, H, W, C_in]; condition [N, condition_dim]. Returns [N, H, W, filters]."""
+        condition = ops.cast(condition, self.compute_dtype)
+        scale = ops.softplus(ops.matmul(condition, ops.cast(self.scale_weights, self.compute_dtype)))
+        bias = ops.matmul(condition, ops.cast(self.bias_weights, self.compute_dtype))
+        per_channel = lambda v: ops.reshape(v, (-1, 1, 1, self.filters))  # noqa: E731
+        return per_channel(scale) * self.conv(inputs) + per_channel(bias)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "condition_dim": self.condition_dim,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ConvBlock(layers.Layer):
     """3x3 convolution, BatchNorm, LeakyReLU(0.2): the reference's `vgg_layer`.
 
     Args:
         filters: Output channels.
+        condition_dim: None for a plain convolution, else the length of the condition of
+            a `ConditionalConv2D`.
     """
 
-    def __init__(self, filters, **kwargs):
+    def __init__(self, filters, condition_dim=None, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
-        self.conv = layers.Conv2D(
-            filters, 3, padding="same", kernel_initializer=conv_initializer()
-        )
+        self.condition_dim = condition_dim
+        if condition_dim is None:
+            self.conv = layers.Conv2D(
+                filters, 3, padding="same", kernel_initializer=conv_initializer()
+            )
+        else:
+            self.conv = ConditionalConv2D(filters, 3, condition_dim, name="conditional_conv")
         self.norm = batch_norm()
 
     def build(self, input_shape):
         self.conv.build(input_shape)
         self.norm.build(self.conv.compute_output_shape(input_shape))
 
-    def call(self, inputs, training=False):
-        return ops.leaky_relu(self.norm(self.conv(inputs), training=training), 0.2)
+    def call(self, inputs, condition=None, training=False):
+        if self.condition_dim is None:
+            x = self.conv(inputs)
+        else:
+            x = self.conv(inputs, condition)
+        return ops.leaky_relu(self.norm(x, training=training), 0.2)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters, "condition_dim": self.condition_dim}
 
 
 def upsample_nearest(x):
@@ -73,13 +142,13 @@ def upsample_nearest(x):
     return ops.reshape(x, (-1, 2 * height, 2 * width, channels))
 
 
-def _stage(filters, name):
-    return [ConvBlock(f, name=f"{name}_{i}") for i, f in enumerate(filters)]
+def _stage(filters, name, condition_dim):
+    return [ConvBlock(f, condition_dim, name=f"{name}_{i}") for i, f in enumerate(filters)]
 
 
-def _run_stage(blocks, x, training):
+def _run_stage(blocks, x, condition, training):
     for block in blocks:
-        x = block(x, training=training)
+        x = block(x, condition, training=training)
     return x
 
 
@@ -93,19 +162,22 @@ class VGGEncoder(layers.Layer):
     Args:
         g_dim: Size of the code.
         width: Channel multiplier (1.0 = reference).
+        condition_dim: None for plain conv blocks, else the length of the condition of
+            their conditional convolutions.
     """
 
-    def __init__(self, g_dim, width=1.0, **kwargs):
+    def __init__(self, g_dim, width=1.0, condition_dim=None, **kwargs):
         super().__init__(**kwargs)
         self.g_dim = g_dim
         self.width = width
+        self.condition_dim = condition_dim
         c = [scaled_channels(b, width) for b in (64, 128, 256, 512)]
         self.skip_channels = c
         self.stages = [
-            _stage([c[0], c[0]], "stage64"),
-            _stage([c[1], c[1]], "stage32"),
-            _stage([c[2]] * 3, "stage16"),
-            _stage([c[3]] * 3, "stage8"),
+            _stage([c[0], c[0]], "stage64", condition_dim),
+            _stage([c[1], c[1]], "stage32", condition_dim),
+            _stage([c[2]] * 3, "stage16", condition_dim),
+            _stage([c[3]] * 3, "stage8", condition_dim),
         ]
         self.pool = layers.MaxPooling2D(2)
         self.to_code = layers.Conv2D(
@@ -113,14 +185,20 @@ class VGGEncoder(layers.Layer):
         )
         self.code_norm = batch_norm()
 
-    def call(self, frames, training=False):
-        """Returns (code [N, g_dim], [skip64, skip32, skip16, skip8])."""
+    def call(self, frames, condition=None, training=False):
+        """Returns (code [N, g_dim], [skip64, skip32, skip16, skip8]).
+
+        Args:
+            frames: [N, 64, 64, C].
+            condition: [N, condition_dim] for conditional conv blocks, else unused.
+            training: BatchNorm mode.
+        """
         skips = []
         x = frames
         for index, blocks in enumerate(self.stages):
             if index:
                 x = self.pool(x)
-            x = _run_stage(blocks, x, training)
+            x = _run_stage(blocks, x, condition, training)
             skips.append(x)
         code = ops.tanh(self.code_norm(self.to_code(self.pool(x)), training=training))
         return ops.reshape(code, (-1, self.g_dim)), skips
@@ -137,7 +215,12 @@ class VGGEncoder(layers.Layer):
         ]
 
     def get_config(self):
-        return {**super().get_config(), "g_dim": self.g_dim, "width": self.width}
+        return {
+            **super().get_config(),
+            "g_dim": self.g_dim,
+            "width": self.width,
+            "condition_dim": self.condition_dim,
+        }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -145,42 +228,58 @@ class VGGDecoder(layers.Layer):
     """Mirror of `VGGEncoder`: turns a code and the skips back into a frame in [0, 1].
 
     A 4x4 transposed convolution expands the code to 4x4; each stage then upsamples x2
-    (nearest), concatenates the encoder skip of that resolution and applies VGG blocks.
+    (nearest), concatenates the encoder skip of that resolution (and the latent map of
+    that resolution, if any) and applies VGG blocks.
 
     Args:
         g_dim: Size of the code.
         width: Channel multiplier (1.0 = reference).
         channels: Colour channels of the output frame.
+        condition_dim: None for plain conv blocks, else the length of the condition of
+            their conditional convolutions.
     """
 
-    def __init__(self, g_dim, width=1.0, channels=3, **kwargs):
+    def __init__(self, g_dim, width=1.0, channels=3, condition_dim=None, **kwargs):
         super().__init__(**kwargs)
         self.g_dim = g_dim
         self.width = width
         self.channels = channels
+        self.condition_dim = condition_dim
         c = [scaled_channels(b, width) for b in (64, 128, 256, 512)]
         self.from_code = layers.Conv2DTranspose(
             c[3], 4, padding="valid", kernel_initializer=conv_initializer()
         )
         self.code_norm = batch_norm()
         self.stages = [
-            _stage([c[3], c[3], c[2]], "stage8"),
-            _stage([c[2], c[2], c[1]], "stage16"),
-            _stage([c[1], c[0]], "stage32"),
-            _stage([c[0]], "stage64"),
+            _stage([c[3], c[3], c[2]], "stage8", condition_dim),
+            _stage([c[2], c[2], c[1]], "stage16", condition_dim),
+            _stage([c[1], c[0]], "stage32", condition_dim),
+            _stage([c[0]], "stage64", condition_dim),
         ]
         # The output layers stay float32 under mixed precision: the sigmoid saturates in fp16.
         self.to_frame = layers.Conv2DTranspose(
             channels, 3, padding="same", kernel_initializer=conv_initializer(), dtype="float32"
         )
 
-    def call(self, code, skips, training=False):
-        """Args: code [N, g_dim]; skips as returned by the encoder. Returns [N, 64, 64, C]."""
+    def call(self, code, skips, latent_maps=(), condition=None, training=False):
+        """Decodes a frame [N, 64, 64, C].
+
+        Args:
+            code: [N, g_dim].
+            skips: As returned by the encoder, finest first.
+            latent_maps: Spatial latents [N, r, r, k] for the coarsest stages, coarsest
+                (r = 8) first; may be empty.
+            condition: [N, condition_dim] for conditional conv blocks, else unused.
+            training: BatchNorm mode.
+        """
         x = ops.reshape(code, (-1, 1, 1, self.g_dim))
         x = ops.leaky_relu(self.code_norm(self.from_code(x), training=training), 0.2)
-        for blocks, skip in zip(self.stages, reversed(skips)):
-            x = ops.concatenate([upsample_nearest(x), ops.cast(skip, x.dtype)], axis=-1)
-            x = _run_stage(blocks, x, training)
+        maps = list(latent_maps) + [None] * (len(self.stages) - len(latent_maps))
+        for blocks, skip, latent in zip(self.stages, reversed(skips), maps):
+            parts = [upsample_nearest(x), ops.cast(skip, x.dtype)]
+            if latent is not None:
+                parts.append(ops.cast(latent, x.dtype))
+            x = _run_stage(blocks, ops.concatenate(parts, axis=-1), condition, training)
         return ops.sigmoid(self.to_frame(x))
 
     def get_config(self):
@@ -189,4 +288,5 @@ class VGGDecoder(layers.Layer):
             "g_dim": self.g_dim,
             "width": self.width,
             "channels": self.channels,
+            "condition_dim": self.condition_dim,
         }
