@@ -16,7 +16,9 @@ def randomize_weights(model, seed):
         if "kernel" in weight.path:
             # A transposed convolution's kernel is (h, w, out, in).
             fan_in = np.prod(shape[:-2]) * shape[-1] if "transpose" in weight.path else np.prod(shape[:-1])
-            weight.assign(rng.normal(0.0, 1.5 / np.sqrt(fan_in), shape).astype("float32"))
+            # Smaller log variances keep exp(logvar / 2) * noise, hence activations, moderate.
+            gain = 0.5 if "log_variance" in weight.path else 1.5
+            weight.assign(rng.normal(0.0, gain / np.sqrt(fan_in), shape).astype("float32"))
         elif "bias" in weight.path or "beta" in weight.path:
             weight.assign(rng.normal(0.0, 0.1, shape).astype("float32"))
         elif "scale_weights" in weight.path:  # conditional convolution: the condition's scales

@@ -24,9 +24,17 @@ CONDITION_STD = [2.0, 0.5, 1.0, 3.0, 0.25, 1.5, 0.8]
 EVALUATION = {"psnr": 21.5, "ssim": 0.7, "samples": 1, "horizon": 3}
 
 
-def untrained_model(prior):
+# Exported variants: the two priors, and the lab's two extras together.
+VARIANTS = {
+    "learned": {"prior": "learned"},
+    "fixed": {"prior": "fixed"},
+    "extras": {"latents": "hierarchical", "conditioning": "cconv"},
+}
+
+
+def untrained_model(variant):
     """An untrained tiny model with random weights and non-trivial condition statistics."""
-    config = dataclasses.replace(get_preset("tiny").model, prior=prior)
+    config = dataclasses.replace(get_preset("tiny").model, **VARIANTS[variant])
     model = SVG(config, condition_mean=CONDITION_MEAN, condition_std=CONDITION_STD, seed=0)
     randomize_weights(model, seed=0)
     return model
@@ -37,29 +45,29 @@ def random_inputs(config, batch, seed):
     return {
         "context": rng.uniform(size=(batch, config.n_past, 64, 64, 3)).astype(np.float32),
         "conditions": rng.normal(1.0, 2.0, (batch, config.window_length, 7)).astype(np.float32),
-        "noise": rng.normal(size=(batch, config.n_future, config.z_dim)).astype(np.float32),
+        "noise": rng.normal(size=(batch, config.n_future, config.noise_dim)).astype(np.float32),
     }
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, write_run):
-    """{prior: (Keras model, export folder)}, each prior exported once per module."""
+    """{variant: (Keras model, export folder)}, each variant exported once per module."""
     result = {}
-    for prior in ("learned", "fixed"):
-        root = tmp_path_factory.mktemp(f"export-{prior}")
-        run = write_run(root / "run", untrained_model(prior), "data/pushing")
+    for variant in VARIANTS:
+        root = tmp_path_factory.mktemp(f"export-{variant}")
+        run = write_run(root / "run", untrained_model(variant), "data/pushing")
         (run.path / "eval").mkdir()
         (run.path / "eval" / "metrics.json").write_text(json.dumps(EVALUATION))
         model = run.load_model()
         out_dir = root / "saved_models" / "tiny"
         export.export_model(model, run, out_dir)
-        result[prior] = (model, out_dir)
+        result[variant] = (model, out_dir)
     return result
 
 
-@pytest.fixture(params=["learned", "fixed"])
+@pytest.fixture(params=list(VARIANTS))
 def exported(request, exports):
-    """(Keras model, export folder) of one prior."""
+    """(Keras model, export folder) of one variant."""
     return exports[request.param]
 
 
@@ -94,11 +102,11 @@ def test_onnx_matches_keras(exported, batch):
 
 
 def test_saved_models_in_a_fresh_process_match_keras(exports, tmp_path):
-    """Both priors' SavedModels, loaded by tf.saved_model.load where keras_cvae never ran."""
+    """Every variant's SavedModel, loaded by tf.saved_model.load where keras_cvae never ran."""
     cases = {}
-    for prior, (model, out_dir) in exports.items():
+    for variant, (model, out_dir) in exports.items():
         for batch in (1, 7):
-            name = f"{prior}-b{batch}"
+            name = f"{variant}-b{batch}"
             cases[name] = (model, out_dir / "saved_model", random_inputs(model.config, batch, seed=10 + batch))
             np.savez(tmp_path / f"{name}.npz", **cases[name][2])
     script = textwrap.dedent(f"""
@@ -199,7 +207,7 @@ def test_metadata_describes_the_exported_files(exported):
     assert prediction == {
         "context": [None, config.n_past, 64, 64, 3],
         "conditions": [None, config.n_past + config.n_future, 7],
-        "noise": [None, config.n_future, config.z_dim],
+        "noise": [None, config.n_future, config.noise_dim],
     }
     expected_state = 2 * config.predictor_layers + 4
     expected_state += 2 * config.prior_layers if config.prior == "learned" else 0
