@@ -416,6 +416,8 @@ CORPUS = {
         ["--resume", str(run.path), "--kl", "none"], f"{run.run_file}: kl cannot change")),
     "train --resume with --preset": ("train", lambda tmp_path, run: (
         ["--resume", str(run.path), "--preset", "tiny"], "--preset")),
+    "train --resume with --latents": ("train", lambda tmp_path, run: (
+        ["--resume", str(run.path), "--latents", "hierarchical"], "--latents")),
     # evaluate.py
     "evaluate --samples 0": ("evaluate", evaluate_flag("--samples", "0")),
     "evaluate --batch-size 0": ("evaluate", evaluate_flag("--batch-size", "0")),
