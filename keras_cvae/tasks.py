@@ -25,6 +25,8 @@ class BairTask:
     name: str = "bair"
     default_preset: str = "svg"
     default_split: str = "test"
+    default_eval_batch: int = 16
+    protocol_notes: tuple = ()
 
     def run_info(self, data, engine) -> dict:
         """The task's entries of a new run.json: the condition statistics of the data."""
@@ -75,6 +77,10 @@ class PoseTask:
     name: str = "pose"
     default_preset: str = "pose"
     default_split: str = "val"
+    default_eval_batch: int = 2
+    # Added to metrics.json's protocol (and its sentence, see `report.protocol_sentence`).
+    protocol_notes: tuple = (("task", "pose"), ("conditions", "the pose-label image of every frame"),
+                             ("latents", "N(0, I)"))
 
     def run_info(self, data, engine) -> dict:
         """Nothing to measure: labels are images in [0, 1]; checks the data is there."""

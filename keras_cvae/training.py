@@ -19,6 +19,7 @@ from keras_cvae import backends, tasks
 from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, RestoreEpochMetrics, RunCheckpoint,
                                   SampleGif, TrainingDiverged, restore_random_state)
 from keras_cvae.config import ModelConfig, TrainConfig
+from keras_cvae.evaluation.protocol import latent_shape
 from keras_cvae.paths import why_not_creatable
 from keras_cvae.pose_config import PoseModelConfig
 from keras_cvae.files import atomic_save
@@ -327,7 +328,7 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         val_data = ValidationBatches(task.validation_batches(info, train_config, job.data_engine))
     title = f"{run.path.name}: {info['preset']} preset, KL {train_config.kl}"
     curves = CurvePlotter(run.path / "curves.png", history, title)
-    gifs = SampleGif(run.samples_dir, val_data[0], model.config.n_past, _latent_shape(model), train_config.seed)
+    gifs = SampleGif(run.samples_dir, val_data[0], model.config.n_past, latent_shape(model), train_config.seed)
     callbacks = [  # the guard first: it stops before anything saves a diverged state
         DivergenceGuard(first_step=step),
         RestoreEpochMetrics(state.get("metrics")),
@@ -375,11 +376,6 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
     if epoch < train_config.epochs:
         fit(epoch, 0, train_config.steps_per_epoch)
     return TrainingResult(run, history)
-
-
-def _latent_shape(model) -> tuple:
-    """z_t's shape without the batch: the pose model's spatial one, or SVG's (z_dim,)."""
-    return tuple(model.latent_shape) if hasattr(model, "latent_shape") else (model.config.z_dim,)
 
 
 def summary_line(result: TrainingResult) -> str:
