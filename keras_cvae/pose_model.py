@@ -3,7 +3,7 @@
 Notation: x_t frames, p_t pose-label images (the skeleton of frame t), z_t a latent of
 `latent_channels` channels at full resolution.
 
-    posterior   q(z_t | x_t, p_t)  = GaussianPredictor(E_x(x_t), E_p(p_t))
+    posterior   q(z_t | x_t, p_t)  = GaussianPredictor(E_x(x_t), E_p(p_t))    (E_x appends x's pixels)
     prior       p(z_t)             = N(0, I)
     generator   x^_t               = G(E_x(x_t-1), E_p(p_t), z_t)
 
@@ -66,7 +66,7 @@ class PoseCVAE(ScheduledTraining, keras.Model):
         """Creates every weight by running each sub-network once on zeros."""
         config = self.config
         image = ops.zeros((1, *config.frame_shape))
-        frame_features = self.frame_encoder(image)
+        frame_features = self.encode_frame(image)
         label_features = self.label_encoder(image)
         self.posterior((frame_features, label_features))
         self.generator((frame_features, label_features, ops.zeros((1, *config.latent_shape))))
@@ -81,6 +81,12 @@ class PoseCVAE(ScheduledTraining, keras.Model):
         return self.config.latent_shape
 
     # ------------------------------------------------------------------ one step
+    def encode_frame(self, frame, training=False):
+        """E_x(x): the frame encoder's features with the frame's own pixels appended, so the
+        generator can copy what does not move (most of a frame) without learning to."""
+        frame = ops.cast(frame, "float32")
+        return ops.concatenate([ops.cast(self.frame_encoder(frame, training=training), "float32"), frame], axis=-1)
+
     def step(self, previous_frame, label, latent, training=False):
         """Predicts x_t from x_t-1, p_t and z_t: the one step every rollout and export runs.
 
@@ -93,7 +99,7 @@ class PoseCVAE(ScheduledTraining, keras.Model):
         Returns:
             x^_t float32 [N, H, W, C].
         """
-        frame_features = self.frame_encoder(previous_frame, training=training)
+        frame_features = self.encode_frame(previous_frame, training)
         label_features = self.label_encoder(label, training=training)
         return ops.cast(self.generator((frame_features, label_features, latent), training=training), "float32")
 
@@ -134,7 +140,7 @@ class PoseCVAE(ScheduledTraining, keras.Model):
             training: BatchNorm mode.
         """
         shape = (ops.shape(frames)[0], frames.shape[1], *self.latent_shape)
-        frame_features = self.frame_encoder(_flat(frames), training=training)
+        frame_features = self.encode_frame(_flat(frames), training)
         label_features = self.label_encoder(_flat(labels), training=training)
         mean, log_variance = self.posterior((frame_features, label_features), training=training)
         return ops.reshape(mean, shape), ops.reshape(log_variance, shape)
