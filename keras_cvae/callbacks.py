@@ -231,18 +231,18 @@ class SampleGif(keras.callbacks.Callback):
         directory: Folder for samples/epoch-NNNN.gif.
         batch: A validation batch dict (numpy) of frames and conditions.
         n_past: Context frames.
-        noise_dim: Length of the model's latent per step (`ModelConfig.noise_dim`).
+        latent_shape: Shape of one step's latent noise, without the batch ((noise_dim,) for SVG).
         seed: Seed of the fixed noise.
     """
 
-    def __init__(self, directory, batch, n_past, noise_dim, seed):
+    def __init__(self, directory, batch, n_past, latent_shape, seed):
         super().__init__()
         self.directory = directory
         self.frames = batch["frames"][:1]
         self.conditions = batch["conditions"][:1]
         self.n_past = n_past
         horizon = self.frames.shape[1] - n_past
-        self.noise = np.random.default_rng(seed).standard_normal((1, horizon, noise_dim), "float32")
+        self.noise = np.random.default_rng(seed).standard_normal((1, horizon, *latent_shape), "float32")
 
     def on_epoch_end(self, epoch, logs=None):
         self.write(epoch + 1)

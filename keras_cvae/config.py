@@ -176,6 +176,11 @@ class ModelConfig:
         return self.z_dim + sum(r * r * self.latent_channels for r in self.level_resolutions)
 
     @property
+    def latent_shape(self) -> tuple:
+        """Shape of one step's latent (and noise) without the batch: (noise_dim,)."""
+        return (self.noise_dim,)
+
+    @property
     def window_length(self) -> int:
         """Frames of a training window, n_past + n_future (a BAIR record holds 30)."""
         return self.n_past + self.n_future
@@ -212,6 +217,8 @@ class TrainConfig:
         precision: Keras dtype policy, one of `PRECISIONS` (mixed ones for GPUs).
         seed: Seed of weights, data order and the random draws inside the steps.
         checkpoints_to_keep: Newest checkpoints kept in the run folder.
+        clip_norm: Largest global gradient norm (gradients are rescaled above it), or None
+            for no clipping.
     """
 
     epochs: int = 300
@@ -233,6 +240,7 @@ class TrainConfig:
     precision: str = "float32"
     seed: int = 1
     checkpoints_to_keep: int = 3
+    clip_norm: Optional[float] = None
 
     def __post_init__(self):
         for name in ("epochs", "steps_per_epoch", "validation_steps", "batch_size", "kl_cycles",
@@ -252,6 +260,8 @@ class TrainConfig:
                self.tfr_decay_step)
         _check(_finite(self.tfr_floor) and 0 <= self.tfr_floor <= self.tfr, "tfr_floor",
                f"in [0, tfr] = [0, {self.tfr}]", self.tfr_floor)
+        _check(self.clip_norm is None or (_finite(self.clip_norm) and self.clip_norm > 0), "clip_norm",
+               "positive or None", self.clip_norm)
 
     @property
     def total_steps(self) -> int:

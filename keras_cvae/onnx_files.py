@@ -36,7 +36,7 @@ class InferenceError(ValueError):
     """Bad input to ONNX inference; the message is one line naming the file."""
 
 
-def _natural_key(path):
+def natural_key(path):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", Path(path).name)]
 
 
@@ -51,7 +51,7 @@ def _as_unit_float(frames, source):
     return frames.astype(np.float32)
 
 
-def _read_image(path):
+def read_image(path):
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
@@ -102,7 +102,7 @@ def read_context(sources, n_past, image_size=64, channels=3):
     if len(paths) == 1 and paths[0].is_dir():
         folder = paths[0]
         paths = sorted(
-            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
+            (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key
         )
         if not paths:
             raise InferenceError(f"{folder}: no image files")
@@ -112,7 +112,7 @@ def read_context(sources, n_past, image_size=64, channels=3):
     elif len(paths) == 1 and single.suffix.lower() == ".gif":
         frames, source = _read_gif(single), single
     else:
-        images = [_read_image(p) for p in paths[:n_past]]
+        images = [read_image(p) for p in paths[:n_past]]
         for path, image in zip(paths, images):
             if image.shape != (image_size, image_size, channels):
                 raise InferenceError(

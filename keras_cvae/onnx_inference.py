@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime
 
 from keras_cvae.onnx_files import InferenceError, read_conditions, read_context, write_predictions
+from keras_cvae.onnx_pose import predict_pose_files
 from keras_cvae.onnx_protocol import METADATA_FILE, PREDICTION_INPUTS, PREDICTION_OUTPUT
 from keras_cvae.paths import why_not_creatable
 
@@ -24,8 +25,10 @@ class PredictConfig:
 
     Args:
         model_dir: Folder written by the export (metadata.json, model.onnx).
-        context: Context sources: PNG paths, one folder of PNGs, one GIF or one .npz.
-        conditions: One 7-column CSV, the actions/end-effector CSV pair, or their folder.
+        context: Context sources: PNG paths, one folder of PNGs, one GIF or one .npz
+            (pose exports: the first frame's PNG).
+        conditions: One 7-column CSV, the actions/end-effector CSV pair, or their folder
+            (pose exports: the pose-label PNGs of every frame, or their folder).
         out_dir: Folder receiving predictions.npz, the GIFs and the PNGs.
         samples: Number of futures drawn (one noise draw each).
         seed: Seed of the noise.
@@ -47,6 +50,21 @@ class PredictConfig:
             raise InferenceError(f"seed (--seed) must be at least 0, got {self.seed}")
         if not self.fps > 0 or self.fps == float("inf"):
             raise InferenceError(f"fps (--fps) must be a positive number, got {self.fps}")
+
+
+def read_metadata(model_dir) -> dict:
+    """An export folder's metadata.json content.
+
+    Raises:
+        InferenceError: Missing or unreadable file.
+    """
+    path = Path(model_dir) / METADATA_FILE
+    if not path.is_file():
+        raise InferenceError(f"{path}: missing; is {model_dir} an export folder?")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise InferenceError(f"{path}: not export metadata ({error!r})") from None
 
 
 class ExportedModel:
@@ -133,6 +151,9 @@ def predict_files(config):
     reason = why_not_creatable(config.out_dir)
     if reason is not None:
         raise InferenceError(f"{config.out_dir}: cannot create the output folder ({reason})")
+    metadata = read_metadata(config.model_dir)
+    if metadata.get("task") == "pose":
+        return predict_pose_files(config, metadata, config.model_dir)
     model = ExportedModel(config.model_dir)
     context = read_context(config.context, model.n_past, model.image_size, model.channels)
     conditions = read_conditions(config.conditions, model.window_length, model.condition_dim)

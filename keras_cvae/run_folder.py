@@ -231,6 +231,7 @@ class RunFolder:
         import keras
 
         from keras_cvae import model as _registers_svg  # noqa: F401
+        from keras_cvae import pose_model as _registers_pose  # noqa: F401
 
         self.read_info()
         if not self.model_file.is_file():

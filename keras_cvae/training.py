@@ -11,17 +11,16 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import keras
 
-from keras_cvae import backends
-from keras_cvae import data as data_lib
+from keras_cvae import backends, tasks
 from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, RestoreEpochMetrics, RunCheckpoint,
                                   SampleGif, TrainingDiverged, restore_random_state)
 from keras_cvae.config import ModelConfig, TrainConfig
-from keras_cvae.model import SVG
 from keras_cvae.paths import why_not_creatable
+from keras_cvae.pose_config import PoseModelConfig
 from keras_cvae.files import atomic_save
 from keras_cvae.run_folder import LOCK_FILE, Checkpoint, RunError, RunFolder
 from keras_cvae.schedules import schedules_from_config
@@ -36,7 +35,8 @@ class TrainingJob:
     """Everything a training run needs.
 
     Args:
-        model: Model sizes of a new run (a resumed run keeps its own).
+        model: Model sizes of a new run, a `ModelConfig` (bair) or `PoseModelConfig` (pose);
+            a resumed run keeps its own.
         train: Training settings of a new run (a resumed run keeps its own, see
             `resume_changes`).
         data: Data source for `make_dataset`, or None: the embedded dataset for a new run,
@@ -54,9 +54,10 @@ class TrainingJob:
             "numpy" a resumed run continues the exact data stream of an uninterrupted one.
         devices: Devices each batch is split over (data parallelism, see
             `backends.data_parallel`, JAX only); None: every GPU on JAX, else 1.
+        task: "bair" or "pose" (see `keras_cvae.tasks`); a resumed run keeps its own.
     """
 
-    model: ModelConfig
+    model: Union[ModelConfig, PoseModelConfig]
     train: TrainConfig
     data: Optional[str] = None
     out: Optional[Path] = None
@@ -69,6 +70,7 @@ class TrainingJob:
     backup_minutes: float = 10.0
     data_engine: Optional[str] = None
     devices: Optional[int] = None
+    task: str = "bair"
 
     def __post_init__(self):
         if self.backup_every_steps < 0 or self.backup_minutes < 0:
@@ -143,13 +145,12 @@ def _claim_new_folder(run: RunFolder):
 
 
 def _new_run_info(job: TrainingJob) -> dict:
-    mean, std = data_lib.condition_statistics(job.data, engine=job.data_engine)
     return {
+        "task": job.task,
         "model": job.model.to_dict(),
         "train": job.train.to_dict(),
         "data": None if job.data is None else str(job.data),
-        "condition_mean": mean.tolist(),
-        "condition_std": std.tolist(),
+        **tasks.get_task(job.task).run_info(job.data, job.data_engine),
         "preset": job.preset,
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
         "epochs_done": 0,
@@ -191,7 +192,7 @@ def _reopen(run: RunFolder, job: TrainingJob):
     return info, train_config, checkpoint
 
 
-def _load_checkpoint(model: SVG, checkpoint: Checkpoint):
+def _load_checkpoint(model, checkpoint: Checkpoint):
     try:
         model.load_weights(checkpoint.weights_path)
     except Exception as error:  # h5py and Keras raise many types for a damaged or foreign file.
@@ -199,16 +200,17 @@ def _load_checkpoint(model: SVG, checkpoint: Checkpoint):
                        f"({type(error).__name__}: {error})") from None
 
 
-def compile_model(model: SVG, train_config: TrainConfig):
-    """Compiles `model` for `train_config`: Adam, schedules, beta, XLA.
+def compile_model(model, train_config: TrainConfig):
+    """Compiles `model` for `train_config`: Adam (with gradient clipping if set), schedules, beta, XLA.
 
     Args:
-        model: The SVG model.
+        model: The SVG or pose model.
         train_config: The training settings.
     """
     kl_annealing, teacher_forcing = schedules_from_config(train_config)
     model.compile(
-        optimizer=keras.optimizers.Adam(train_config.learning_rate, beta_1=train_config.beta1),
+        optimizer=keras.optimizers.Adam(train_config.learning_rate, beta_1=train_config.beta1,
+                                        global_clipnorm=train_config.clip_norm),
         kl_annealing=kl_annealing,
         teacher_forcing=teacher_forcing,
         beta=train_config.beta,
@@ -304,8 +306,8 @@ def _device_count(job: TrainingJob, train_config: TrainConfig) -> int:
 def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpoint, job: TrainingJob):
     keras.mixed_precision.set_global_policy(train_config.precision)
     keras.utils.set_random_seed(train_config.seed)
-    model = SVG(ModelConfig.from_dict(info["model"]), condition_mean=info["condition_mean"],
-                condition_std=info["condition_std"], seed=train_config.seed)
+    task = tasks.task_of(info)
+    model = task.build_model(info, train_config.seed)
     compile_model(model, train_config)
     state = {"epoch": 0, "step": 0, "history": {}}
     if checkpoint is not None:
@@ -321,16 +323,12 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
     info["backend"] = keras.backend.backend()  # of the latest session: resume may switch
     run.write_info(info)
 
-    config = model.config
-    windows = dict(n_past=config.n_past, n_future=config.n_future, batch_size=train_config.batch_size)
-    with data_lib.pipeline_errors(info["data"]):
-        val_data = ValidationBatches(list(data_lib.iterate_numpy(
-            data_lib.make_dataset(info["data"], "val", **windows, training=False, engine=job.data_engine),
-            max_batches=train_config.validation_steps,
-        )))
+    with task.data_errors(info["data"]):
+        val_data = ValidationBatches(task.validation_batches(info, train_config, job.data_engine))
     title = f"{run.path.name}: {info['preset']} preset, KL {train_config.kl}"
     curves = CurvePlotter(run.path / "curves.png", history, title)
-    gifs = SampleGif(run.samples_dir, val_data[0], config.n_past, config.noise_dim, train_config.seed)
+    gifs = SampleGif(run.samples_dir, val_data[0], model.config.n_past, model.config.latent_shape,
+                     train_config.seed)
     callbacks = [  # the guard first: it stops before anything saves a diverged state
         DivergenceGuard(first_step=step),
         RestoreEpochMetrics(state.get("metrics")),
@@ -359,10 +357,9 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
 
     def fit(first_epoch, first_step, steps, extra_callbacks=()):
         start = first_epoch * train_config.steps_per_epoch + first_step
-        with data_lib.pipeline_errors(info["data"]):
+        with task.data_errors(info["data"]):
             model.fit(
-                data_lib.make_dataset(info["data"], "train", **windows, training=True, seed=train_config.seed,
-                                      engine=job.data_engine, start_batch=start),
+                task.training_data(info, train_config, job.data_engine, start),
                 epochs=train_config.epochs,
                 initial_epoch=first_epoch,
                 steps_per_epoch=steps,

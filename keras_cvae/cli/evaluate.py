@@ -4,6 +4,11 @@ The n_past -> horizon protocol (default: the model's 2 context frames -> 10 pred
 frames), teacher forcing off, latents from the prior, context frames excluded from the
 scores. Prints a Markdown table (model vs copy-last-frame, PSNR and SSIM, one sample,
 mean and best of N) and writes metrics.json, a per-frame plot, GIFs and strips to --out.
+
+A pose run (--task pose) is evaluated the lab's way: from the first frame of each
+630-frame validation video, every later frame rolled out from the model's own previous
+prediction and the frame's pose label; PSNR per frame over the whole rollout, its mean,
+SSIM, and the copy-first-frame baseline.
 """
 
 import argparse
@@ -11,6 +16,7 @@ import sys
 
 from keras_cvae.cli.common import HelpFormatter
 from keras_cvae.config import BACKENDS, select_backend
+from keras_cvae.pose_config import TASKS
 
 
 def parse_args(argv=None):
@@ -24,14 +30,22 @@ def parse_args(argv=None):
                         help="Keras backend (any run loads on either); None: $KERAS_BACKEND, else tensorflow")
     parser.add_argument("--data", default=None,
                         help="dataset folder; None: the data the run was trained on (run.json 'data')")
-    parser.add_argument("--split", choices=("train", "val", "test"), default="test", help="split to evaluate")
+    parser.add_argument("--task", choices=TASKS, default=None,
+                        help="the task the run must be (bair or pose); an error if it is another "
+                        "(default: the run's own task from run.json, bair for runs without one)")
+    parser.add_argument("--split", choices=("train", "val", "test"), default=None,
+                        help="split to evaluate (default: test, or val for a pose run)")
     parser.add_argument("--n-past", type=int, default=None,
-                        help="context frames, at least 1; None: the model's n_past")
+                        help="context frames, at least 1; None: the model's n_past (pose: always 1, "
+                        "the first frame)")
     parser.add_argument("--horizon", type=int, default=None,
-                        help="predicted frames, n_past + horizon <= 30; None: the model's n_future")
+                        help="predicted frames, n_past + horizon <= 30; None: the model's n_future. "
+                        "Pose: frames rolled out after the first, the split being cut into videos of "
+                        "1 + horizon frames (default: video_length - 1 = 629)")
     parser.add_argument("--samples", type=int, default=5,
                         help="samples per sequence for the mean and best of N")
-    parser.add_argument("--batch-size", type=int, default=16, help="sequences per rollout call")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="sequences per rollout call (default: 16, or 2 for a pose run)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent noise")
     parser.add_argument("--out", default=None, help="output folder; None: <run>/eval/")
     parser.add_argument("--save-predictions", metavar="FILE.npz", default=None,
@@ -71,6 +85,7 @@ def main(argv=None):
             max_sequences=args.max_sequences,
             jit_compile=args.jit_compile,
             progress=not args.quiet,
+            task=args.task,
         )
         report = evaluate_run(config)
     except (RunError, DataError, EvaluationError) as error:

@@ -6,6 +6,7 @@
 Every exported file is loaded in its runtime and compared with the Keras model before the
 output folder appears (written to a temporary folder, then renamed). Export runs on the
 TensorFlow backend (SavedModel and tf2onnx need it), whichever backend trained the run.
+A pose run (--task pose) exports its whole video_length-frame rollout and its step.
 """
 
 import argparse
@@ -13,6 +14,7 @@ import sys
 
 from keras_cvae.cli.common import HelpFormatter
 from keras_cvae.config import select_backend
+from keras_cvae.pose_config import TASKS
 
 
 def main(argv=None):
@@ -27,6 +29,9 @@ def main(argv=None):
     )
     parser.add_argument("--run", default=None, help="run folder (None: the newest run under runs/)")
     parser.add_argument("--out", default=None, help="output folder (None: saved_models/<run name>)")
+    parser.add_argument("--task", choices=TASKS, default=None,
+                        help="the task the run must be (bair or pose); an error if it is another "
+                        "(default: the run's own task from run.json, bair for runs without one)")
     parser.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset")
     parser.add_argument("--skip-savedmodel", action="store_true", help="write only the ONNX files and metadata")
     parser.add_argument("--tolerance", type=float, default=defaults.tolerance,
@@ -34,7 +39,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         config = ExportConfig(opset=args.opset, saved_model=not args.skip_savedmodel, tolerance=args.tolerance)
-        out_dir, differences = export_run(args.run, args.out, config)
+        out_dir, differences = export_run(args.run, args.out, config, task=args.task)
     except (RunError, ExportError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -7,6 +7,12 @@
 --conditions: one 7-column CSV, actions.csv + endeffector_positions.csv, or their folder.
 Writes OUT/predictions.npz, OUT/sample_K.gif (context + prediction) and OUT/sample_K/frame_TT.png.
 TensorFlow is never imported.
+
+A pose export (metadata.json "task": "pose") rolls out from a first frame, one frame per
+pose label after the first (any number, with step.onnx):
+
+    python scripts/predict_onnx.py --model-dir saved_models/POSE_RUN --out predictions
+        --context val/val_img/frame0.png --conditions val/val_label
 """
 
 import argparse
@@ -23,9 +29,12 @@ def main(argv=None):
     )
     parser.add_argument("--model-dir", required=True, help="export folder (metadata.json, model.onnx)")
     parser.add_argument("--context", nargs="+", required=True,
-                        help="context frames: PNG files, a folder of PNGs, a GIF or an .npz")
+                        help="context frames: PNG files, a folder of PNGs, a GIF or an .npz (pose: the "
+                        "first frame's PNG)")
     parser.add_argument("--conditions", nargs="+", required=True,
-                        help="one 7-column CSV, or actions.csv endeffector_positions.csv, or their folder")
+                        help="one 7-column CSV, or actions.csv endeffector_positions.csv, or their folder "
+                        "(pose: the pose-label PNGs of every frame, the first frame's included, or "
+                        "their folder)")
     parser.add_argument("--out", default=defaults.out_dir, help="output folder")
     parser.add_argument("--samples", type=int, default=defaults.samples, help="futures to draw")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the noise")

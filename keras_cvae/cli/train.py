@@ -1,5 +1,7 @@
 """Train the SVG conditional VAE: `python scripts/train.py --kl cyclical`.
 
+    python scripts/train.py --task pose --preset pose    # the pose-conditioned dance task
+
 Every flag left unset keeps the value of the chosen preset (listed per preset in --help).
 """
 
@@ -8,30 +10,40 @@ import sys
 from pathlib import Path
 
 from keras_cvae.cli.common import HelpFormatter
-from keras_cvae.config import (BACKENDS, CONDITIONINGS, KL_SCHEDULES, LATENT_STRUCTURES, PRECISIONS, PRIORS,
-                               get_preset, presets, replace, select_backend)
+from keras_cvae.config import (BACKENDS, CONDITIONINGS, KL_SCHEDULES, LATENT_STRUCTURES, PRECISIONS, PRIORS, presets,
+                               replace, select_backend)
+from keras_cvae.pose_config import TASKS, pose_presets
 
 
 def parse_args(argv=None):
-    defaults = presets()
+    defaults = {**presets(), **pose_presets()}
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=HelpFormatter
     )
 
     def preset_default(field, section="train"):
-        values = {name: getattr(getattr(p, section), field) for name, p in defaults.items()}
+        values = {name: getattr(getattr(p, section), field) for name, p in defaults.items()
+                  if hasattr(getattr(p, section), field)}
         return "preset default: " + ", ".join(f"{k} {v}" for k, v in values.items())
 
+    parser.add_argument("--task", choices=TASKS, default=None,
+                        help="bair = SVG on action-conditioned robot pushing (64x64); pose = the "
+                        "pose-conditioned CVAE of the 2024 lab (32x64 dance frames, one pose-label "
+                        "image per frame, 630-frame rollouts) (default: bair; a resumed run keeps its own)")
     parser.add_argument("--preset", choices=sorted(defaults), default=None,
                         help="model and training sizes: svg = the reference BAIR settings "
-                        "(needs a GPU), small = narrow model for CPU demos, tiny = unit tests "
-                        "(default: svg)")
+                        "(needs a GPU), small = narrow model for CPU demos, tiny = unit tests; "
+                        "for --task pose: pose-lab = the lab reports' sizes (needs a GPU), pose = "
+                        "narrow model for CPU demos, pose-tiny = unit tests (default: svg, or pose "
+                        "for --task pose)")
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="Keras backend: tensorflow, or jax (XLA; the way to train on GPUs "
                         "without TensorFlow) (default: $KERAS_BACKEND, else tensorflow)")
     parser.add_argument("--data", default=None,
-                        help="dataset: BAIR TFRecord folder, TFDS data_dir or lab folders "
-                        "(default: the embedded pushing dataset, generated once into the cache)")
+                        help="dataset: BAIR TFRecord folder, TFDS data_dir or lab folders; for --task "
+                        "pose a folder of train/train_img, train/train_label, val/val_img, "
+                        "val/val_label PNGs (default: the embedded pushing dataset, or for --task "
+                        "pose the embedded dance dataset, generated once into the cache)")
     parser.add_argument("--out", type=Path, default=None,
                         help="new run folder (default: runs/<time>-<preset>-<kl>)")
     parser.add_argument("--resume", type=Path, default=None,
@@ -89,6 +101,9 @@ def parse_args(argv=None):
                         help="ratio decrease per epoch; " + preset_default("tfr_decay_step"))
     parser.add_argument("--tfr-floor", type=float, default=None,
                         help="lowest ratio; " + preset_default("tfr_floor"))
+    parser.add_argument("--clip-norm", type=float, default=None,
+                        help="largest global gradient norm, larger gradients are rescaled to it "
+                        "(the lab's max_norm); " + preset_default("clip_norm"))
     parser.add_argument("--seed", type=int, default=None, help=preset_default("seed"))
     parser.add_argument("--no-xla", dest="jit_compile", action="store_false", default=None,
                         help="run the steps without XLA (TensorFlow graph mode; JAX always "
@@ -111,21 +126,30 @@ TRAIN_FLAGS = {  # TrainConfig field: argparse destination
     "kl_cycles": "kl_cycles", "kl_ratio": "kl_ratio", "tfr": "tfr",
     "tfr_start_decay_epoch": "tfr_start_decay_epoch", "tfr_decay_step": "tfr_decay_step",
     "tfr_floor": "tfr_floor", "seed": "seed", "jit_compile": "jit_compile",
-    "run_eagerly": "run_eagerly", "precision": "precision",
+    "run_eagerly": "run_eagerly", "precision": "precision", "clip_norm": "clip_norm",
 }
 
 
 def _job_from_args(args, job_class):
     given = {field: getattr(args, dest) for field, dest in TRAIN_FLAGS.items()
              if getattr(args, dest) is not None}
-    model_flags = {"prior": args.prior, "latents": args.latents, "conditioning": args.conditioning}
-    if args.resume is not None and (args.preset is not None or any(v is not None for v in model_flags.values())):
-        raise ValueError("--preset, --prior, --latents and --conditioning define a new run; a resumed "
-                         "run keeps its model")
-    preset_name = args.preset or "svg"
-    preset = get_preset(preset_name)
+    svg_flags = {"prior": args.prior, "latents": args.latents, "conditioning": args.conditioning}
+    given_svg_flags = [f"--{name}" for name, value in svg_flags.items() if value is not None]
+    if args.resume is not None and (args.preset is not None or args.task is not None or given_svg_flags):
+        raise ValueError("--task, --preset, --prior, --latents and --conditioning define a new run; a "
+                         "resumed run keeps its model")
+    task = args.task or "bair"
+    task_presets = pose_presets() if task == "pose" else presets()
+    preset_name = args.preset or ("pose" if task == "pose" else "svg")
+    if preset_name not in task_presets:
+        raise ValueError(f"preset (--preset) {preset_name!r} is not a {task} preset; choose from "
+                         f"{', '.join(task_presets)}")
+    if task == "pose" and given_svg_flags:
+        raise ValueError(f"{', '.join(given_svg_flags)}: SVG settings; the pose model has its own "
+                         "(a spatial latent with an N(0, I) prior)")
+    preset = task_presets[preset_name]
     return job_class(
-        model=replace(preset.model, **model_flags),
+        model=preset.model if task == "pose" else replace(preset.model, **svg_flags), task=task,
         train=preset.train if args.resume is not None else replace(preset.train, **given),
         data=args.data, out=args.out, resume=args.resume,
         resume_changes=given if args.resume is not None else None, preset=preset_name,

@@ -8,6 +8,7 @@ import numpy as np
 
 from keras_cvae.data.bair_tfrecord import SEQUENCE_LENGTH
 from keras_cvae.paths import why_not_creatable
+from keras_cvae.pose_config import PoseModelConfig
 
 
 class EvaluationError(ValueError):
@@ -22,14 +23,15 @@ class EvalConfig:
         run: Run folder; None takes the newest run under `runs_root`.
         runs_root: Folder searched for the newest run.
         data: Dataset directory; None uses the data the run was trained on (run.json).
-        split: "train", "val" or "test".
+        split: "train", "val" or "test"; None: the task's (test for bair, val for pose).
         n_past: Context frames; None uses the model's. Any value >= 1 is allowed (the
             model rolls over its context whatever its length); the report says when it
             differs from the training setting.
         horizon: Predicted frames; None uses the model's n_future. n_past + horizon must
             fit in the 30-frame sequences.
         samples: Samples per sequence (N of mean and best of N).
-        batch_size: Sequences per compiled rollout call.
+        batch_size: Sequences per compiled rollout call; None: the task's (16 for bair,
+            2 for pose, whose 630-frame videos are few).
         seed: Seed of the latent noise.
         out: Output folder; None writes to `<run>/eval/`.
         save_predictions: Optional .npz file for the predictions and the ground truth.
@@ -38,16 +40,17 @@ class EvalConfig:
         max_sequences: Evaluate only the first sequences of the split.
         jit_compile: Compile the rollout with XLA (slow to compile on CPU).
         progress: Show a progress bar.
+        task: The run's task expected ("bair" or "pose"), or None for whichever it is.
     """
 
     run: Optional[str] = None
     runs_root: str = "runs"
     data: Optional[str] = None
-    split: str = "test"
+    split: Optional[str] = None
     n_past: Optional[int] = None
     horizon: Optional[int] = None
     samples: int = 5
-    batch_size: int = 16
+    batch_size: Optional[int] = None
     seed: int = 0
     out: Optional[str] = None
     save_predictions: Optional[str] = None
@@ -55,11 +58,12 @@ class EvalConfig:
     max_sequences: Optional[int] = None
     jit_compile: bool = False
     progress: bool = True
+    task: Optional[str] = None
 
     def __post_init__(self):
         if self.samples < 1:
             raise EvaluationError(f"samples (--samples) must be at least 1, got {self.samples}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise EvaluationError(f"batch_size (--batch-size) must be at least 1, got {self.batch_size}")
         if self.max_sequences is not None and self.max_sequences < 1:
             raise EvaluationError(f"max_sequences (--max-sequences) must be at least 1, got {self.max_sequences}")
@@ -101,28 +105,44 @@ def resolve_protocol(model_config, n_past=None, horizon=None):
     return n_past, horizon
 
 
+def expected_shapes(model_config):
+    """(frame shape, per-frame condition shape) a model takes; a pose label is an image.
+
+    Args:
+        model_config: A `ModelConfig` or `PoseModelConfig`.
+    """
+    if isinstance(model_config, PoseModelConfig):
+        return model_config.frame_shape, model_config.frame_shape
+    size = model_config.image_size
+    return (size, size, model_config.channels), (model_config.condition_dim,)
+
+
 def check_batch_matches_model(batch, model_config, where):
     """Raises EvaluationError if the frames or conditions of `batch` do not fit the model.
 
     Args:
-        batch: {"frames": [B, T, H, W, C], "conditions": [B, T, D]} (arrays or tensors).
-        model_config: The model's `ModelConfig`.
+        batch: {"frames": [B, T, H, W, C], "conditions": [B, T, D] or pose labels
+            [B, T, H, W, C]} (arrays or tensors).
+        model_config: The model's `ModelConfig` or `PoseModelConfig`.
         where: The data's name, for the message.
     """
     frame_shape = tuple(batch["frames"].shape[2:])
-    wanted = (model_config.image_size, model_config.image_size, model_config.channels)
+    wanted, wanted_condition = expected_shapes(model_config)
     if frame_shape != wanted:
         raise EvaluationError(f"{where}: frames are {frame_shape}, the model expects {wanted}")
+    condition_shape = tuple(batch["conditions"].shape[2:])
+    if len(wanted_condition) > 1 and condition_shape != wanted_condition:
+        raise EvaluationError(f"{where}: pose labels are {condition_shape}, the model expects {wanted_condition}")
     condition_size = batch["conditions"].shape[-1]
-    if condition_size != model_config.condition_dim:
+    if len(wanted_condition) == 1 and condition_size != model_config.condition_dim:
         raise EvaluationError(
             f"{where}: conditions have {condition_size} values per frame, "
             f"the model expects {model_config.condition_dim}"
         )
 
 
-def sample_noise(seed, sequence_indices, samples, horizon, noise_dim):
-    """Standard-normal latent noise [samples, len(sequence_indices), horizon, noise_dim].
+def sample_noise(seed, sequence_indices, samples, horizon, latent_shape):
+    """Standard-normal latent noise [samples, len(sequence_indices), horizon, *latent_shape].
 
     The noise of sequence i is drawn from `numpy.random.default_rng([seed, i])`, so a
     sequence's predictions do not depend on the batch size, on the other sequences or on
@@ -133,10 +153,10 @@ def sample_noise(seed, sequence_indices, samples, horizon, noise_dim):
         sequence_indices: Indices of the sequences in the split.
         samples: Samples per sequence.
         horizon: Predicted frames.
-        noise_dim: Length of the model's latent per step (`ModelConfig.noise_dim`).
+        latent_shape: One step's latent shape, `config.latent_shape` ((noise_dim,) for SVG).
     """
     noise = [
-        np.random.default_rng([int(seed), int(i)]).standard_normal((samples, horizon, noise_dim))
+        np.random.default_rng([int(seed), int(i)]).standard_normal((samples, horizon, *latent_shape))
         for i in sequence_indices
     ]
     return np.stack(noise, axis=1).astype(np.float32)

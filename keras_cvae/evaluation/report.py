@@ -120,6 +120,17 @@ def protocol_sentence(protocol):
     last = protocol["context_frames"] + protocol["horizon"]
     trained = protocol.get("trained_context_frames")
     note = f" (the model was trained with {trained})" if trained not in (None, protocol["context_frames"]) else ""
+    if protocol.get("task") == "pose":
+        return (
+            f"Protocol (pose task): from the first frame only (excluded from the scores), "
+            f"{protocol['horizon']} frames rolled out (frames 2-{last}, a {last}-frame video), each "
+            f"given its pose label and the model's own previous prediction, latents from N(0, I); "
+            f"{protocol['sequences']} videos of the {protocol['split']} split of {protocol['data']}; "
+            f"{protocol['samples']} samples per video, seed {protocol['seed']}; checkpoint "
+            f"{protocol['checkpoint']}. Values: mean over videos and predicted frames +- standard error over "
+            "videos. PSNR = 10 log10(1/MSE) per frame on [0, 1] images; SSIM: 11x11 Gaussian window, "
+            "sigma 1.5. The baseline copies the first frame."
+        )
     return (
         f"Protocol: {protocol['context_frames']} context frames{note}, excluded from the scores; "
         f"{protocol['horizon']} predicted frames (frames {first}-{last}), teacher forcing off, latents "

@@ -1,11 +1,12 @@
 """`evaluate_run`: a run folder evaluated end to end, its report and files written to eval/."""
 
+import dataclasses
 import time
 from pathlib import Path
 
-from keras_cvae.data import describe_source, make_dataset, pipeline_errors
+from keras_cvae import tasks
 from keras_cvae.evaluation.outputs import save_predictions, write_metrics, write_pictures
-from keras_cvae.evaluation.protocol import EvalConfig, resolve_protocol
+from keras_cvae.evaluation.protocol import EvalConfig, EvaluationError
 from keras_cvae.evaluation.report import build_report, format_table
 from keras_cvae.evaluation.scoring import evaluate_model
 from keras_cvae.run_folder import RunFolder, latest_run
@@ -30,18 +31,21 @@ def evaluate_run(config: EvalConfig):
     started = time.perf_counter()
     run = RunFolder(Path(config.run)) if config.run is not None else latest_run(config.runs_root)
     info = run.read_info()
-    model_config = run.model_config()
-    n_past, horizon = resolve_protocol(model_config, config.n_past, config.horizon)
+    task = tasks.task_of(info)
+    if config.task not in (None, task.name):
+        raise EvaluationError(f"{run.run_file}: a {task.name} run, not a {config.task} one (--task {config.task})")
+    config = dataclasses.replace(config, split=config.split or task.default_split,
+                                 batch_size=config.batch_size or task.default_eval_batch)
+    model_config = task.model_config(info)
+    n_past, horizon = task.protocol(model_config, config.n_past, config.horizon)
     model = run.load_model()
     source = config.data if config.data is not None else info.get("data")
-    data = describe_source(source)
+    data = task.describe(source, model_config)
     where = f"{data['path']} ({config.split} split)"
     available = data["splits"].get(config.split)
     target = min(filter(None, (available, config.max_sequences)), default=None)
-    dataset = make_dataset(
-        source, config.split, n_past=n_past, n_future=horizon, batch_size=config.batch_size, training=False
-    )
-    with pipeline_errors(source):
+    dataset = task.evaluation_data(source, config.split, n_past, horizon, config.batch_size)
+    with task.data_errors(source):
         result = evaluate_model(
             model,
             dataset,
@@ -59,6 +63,7 @@ def evaluate_run(config: EvalConfig):
             progress=config.progress,
         )
     report = build_report(config, result, run=run, info=info, model_config=model_config, data=data)
+    report["protocol"].update(task.protocol_notes)
     out = Path(config.out) if config.out is not None else run.path / "eval"
     files = write_pictures(out, result, report, config.gif_sequences)
     if config.save_predictions is not None:

@@ -8,7 +8,8 @@ import numpy as np
 
 from keras_cvae import backends, metrics
 from keras_cvae.data import iterate_numpy
-from keras_cvae.evaluation.protocol import EvaluationError, check_batch_matches_model, copy_last_frame, sample_noise
+from keras_cvae.evaluation.protocol import (EvaluationError, check_batch_matches_model, copy_last_frame,
+                                            sample_noise)
 from keras_cvae.visualize import to_uint8
 
 METRIC_NAMES = ("psnr", "psnr_per_channel", "ssim")
@@ -163,7 +164,7 @@ def evaluate_model(
         count = frames.shape[0]
         indices = np.arange(seen, seen + count)
         context, future = frames[:, :n_past], frames[:, n_past:]
-        noise = sample_noise(seed, indices, samples, horizon, model.config.noise_dim)
+        noise = sample_noise(seed, indices, samples, horizon, model.config.latent_shape)
         padded_context, padded_conditions = _padded(context, batch_size), _padded(conditions, batch_size)
         padded_future = _padded(future, batch_size)
         predictions = []

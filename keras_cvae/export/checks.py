@@ -39,14 +39,14 @@ def check_inputs(config, batch, seed):
     return {name: value.astype(np.float32) for name, value in zip(PREDICTION_INPUTS, values)}
 
 
-def _check_close(name, actual, expected, tolerance):
+def check_close(name, actual, expected, tolerance):
     difference = float(np.max(np.abs(actual - expected)))
     if not difference <= tolerance:
         raise ExportError(f"{name}: differs from the Keras model by {difference:.3g}")
     return difference
 
 
-def _onnx_session(path):
+def onnx_session(path):
     try:
         return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own untyped errors.
@@ -68,15 +68,15 @@ def check_export(model, folder, export_config):
     inputs = check_inputs(model.config, export_config.check_batch, export_config.seed)
     expected = ops.convert_to_numpy(model(inputs, training=False))
     tolerance = export_config.tolerance
-    session = _onnx_session(folder / PREDICTION_ONNX)
+    session = onnx_session(folder / PREDICTION_ONNX)
     (frames,) = session.run([PREDICTION_OUTPUT], inputs)
-    differences = {PREDICTION_ONNX: _check_close(PREDICTION_ONNX, frames, expected, tolerance)}
-    stepped = run_step_onnx(_onnx_session(folder / STEP_ONNX), inputs, model.config)
-    differences[STEP_ONNX] = _check_close(STEP_ONNX, stepped, expected, tolerance)
+    differences = {PREDICTION_ONNX: check_close(PREDICTION_ONNX, frames, expected, tolerance)}
+    stepped = run_step_onnx(onnx_session(folder / STEP_ONNX), inputs, model.config)
+    differences[STEP_ONNX] = check_close(STEP_ONNX, stepped, expected, tolerance)
     if (folder / SAVED_MODEL_DIR).is_dir():
         serve = tf.saved_model.load(str(folder / SAVED_MODEL_DIR)).signatures["serving_default"]
         frames = serve(**{k: tf.constant(v) for k, v in inputs.items()})[PREDICTION_OUTPUT]
-        differences[SAVED_MODEL_DIR] = _check_close(
+        differences[SAVED_MODEL_DIR] = check_close(
             SAVED_MODEL_DIR, frames.numpy(), expected, tolerance
         )
     json.loads((folder / METADATA_FILE).read_text())

@@ -29,19 +29,16 @@ def _describe(shapes, dtypes=None):
     ]
 
 
-def build_metadata(model, run, export_config, evaluation=None):
-    """The content of metadata.json.
+def build_common_metadata(model, run, export_config, evaluation=None):
+    """The entries of metadata.json every task shares; the task adds "prediction" and "step".
 
     Args:
-        model: The exported `SVG` model.
+        model: The exported model.
         run: Its `RunFolder`.
         export_config: The `ExportConfig` used.
         evaluation: The run's eval/metrics.json content, or None.
     """
-    config = model.config
     info = run.read_info()
-    shapes = prediction_shapes(config)
-    step_inputs, step_outputs = step_shapes(model)
     files = {"onnx": PREDICTION_ONNX, "step_onnx": STEP_ONNX}
     if export_config.saved_model:
         files["saved_model"] = SAVED_MODEL_DIR
@@ -53,10 +50,30 @@ def build_metadata(model, run, export_config, evaluation=None):
         "epochs_done": info.get("epochs_done"),
         "files": files,
         "opset": export_config.opset,
-        "model": config.to_dict(),
+        "model": model.config.to_dict(),
         "train": info.get("train"),
         "training_data": info.get("data") or "embedded default dataset",
         "batch_size": "dynamic (null in shapes)",
+        "evaluation": evaluation,
+    }
+
+
+def build_metadata(model, run, export_config, evaluation=None):
+    """The content of metadata.json of an SVG export.
+
+    Args:
+        model: The exported `SVG` model.
+        run: Its `RunFolder`.
+        export_config: The `ExportConfig` used.
+        evaluation: The run's eval/metrics.json content, or None.
+    """
+    config = model.config
+    shapes = prediction_shapes(config)
+    step_inputs, step_outputs = step_shapes(model)
+    metadata = build_common_metadata(model, run, export_config)
+    del metadata["evaluation"]  # it stays last
+    return {
+        **metadata,
         "prediction": {
             "saved_model_signature": "serving_default",
             "inputs": _describe({name: shapes[name] for name in PREDICTION_INPUTS}),

@@ -2,10 +2,12 @@
 
 from pathlib import Path
 
+from keras_cvae import tasks
 from keras_cvae.export import writers
 from keras_cvae.export.checks import check_export
 from keras_cvae.export.config import ExportConfig, ExportError
 from keras_cvae.export.metadata import build_metadata, read_evaluation
+from keras_cvae.export.pose import export_pose_model
 from keras_cvae.files import staged_directory
 from keras_cvae.onnx_protocol import METADATA_FILE, PREDICTION_ONNX, SAVED_MODEL_DIR, STEP_ONNX
 from keras_cvae.paths import why_not_creatable
@@ -39,13 +41,14 @@ def export_model(model, run, out_dir, export_config=ExportConfig()):
     return differences
 
 
-def export_run(run_dir=None, out_dir=None, export_config=ExportConfig()):
+def export_run(run_dir=None, out_dir=None, export_config=ExportConfig(), task=None):
     """Exports a training run (default: the newest under runs/) to saved_models/<run name>.
 
     Args:
         run_dir: The run folder, or None for the newest run under runs/.
         out_dir: Destination, or None for saved_models/<run folder name>.
         export_config: An `ExportConfig`.
+        task: The task the run must be ("bair" or "pose"), or None for whichever it is.
 
     Returns:
         (destination Path, {file name: largest absolute difference to the Keras model}).
@@ -55,9 +58,14 @@ def export_run(run_dir=None, out_dir=None, export_config=ExportConfig()):
         ExportError: `out_dir` cannot be created, or an export disagrees with the model.
     """
     run = RunFolder(Path(run_dir)) if run_dir else latest_run()
+    run_task = tasks.task_of(run.read_info()).name
+    if task not in (None, run_task):
+        raise ExportError(f"{run.run_file}: a {run_task} run, not a {task} one (--task {task})")
     out_dir = Path(out_dir) if out_dir else Path("saved_models") / run.path.name
     reason = why_not_creatable(out_dir.parent)
     if reason is not None:
         raise ExportError(f"{out_dir}: cannot create the output folder ({reason})")
     model = run.load_model()
+    if run_task == "pose":
+        return out_dir, export_pose_model(model, run, out_dir, export_config, read_evaluation(run))
     return out_dir, export_model(model, run, out_dir, export_config)

@@ -14,21 +14,22 @@ from keras_cvae.export.graphs import prediction_function, step_function
 from keras_cvae.files import atomic_save, atomic_write_text, staged_directory
 
 
-def write_saved_model(model, path):
+def write_saved_model(model, path, predict=None):
     """Writes a SavedModel whose "serving_default" signature is the whole prediction.
 
     Args:
-        model: The `SVG` model.
+        model: The exported model.
         path: Destination folder (must not exist).
+        predict: The signed prediction tf.function; None: `prediction_function(model)` (SVG).
     """
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", prediction_function(model))
+    archive.add_endpoint("serve", predict or prediction_function(model))
     with staged_directory(path) as temporary:
         archive.write_out(str(temporary), verbose=False)
 
 
-def _convert_to_onnx(function, path, opset):
+def write_onnx(function, path, opset):
     """Converts a tf.function with a named input signature to an ONNX file."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # np.object probe inside the patch
@@ -54,7 +55,7 @@ def write_prediction_onnx(model, path, opset):
         path: Destination file.
         opset: ONNX opset.
     """
-    _convert_to_onnx(prediction_function(model), path, opset)
+    write_onnx(prediction_function(model), path, opset)
 
 
 def write_step_onnx(model, path, opset):
@@ -65,7 +66,7 @@ def write_step_onnx(model, path, opset):
         path: Destination file.
         opset: ONNX opset.
     """
-    _convert_to_onnx(step_function(model), path, opset)
+    write_onnx(step_function(model), path, opset)
 
 
 def write_metadata(path, metadata):
