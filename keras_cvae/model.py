@@ -35,11 +35,11 @@ from keras_cvae.distributions import gaussian_kl, reparameterize
 from keras_cvae.layers.hierarchy import LatentHierarchy
 from keras_cvae.layers.recurrent import FramePredictor, GaussianLSTM
 from keras_cvae.layers.vgg import PACKAGE, VGGDecoder, VGGEncoder, scaled_channels
-from keras_cvae.schedules import KLAnnealing, TeacherForcing
+from keras_cvae.scheduled_model import ScheduledTraining
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class SVG(keras.Model):
+class SVG(ScheduledTraining, keras.Model):
     """Stochastic video generation with a learned (or fixed) prior, conditioned on actions.
 
     Calling the model runs generation: inputs `{"context": [B, n_past, 64, 64, 3],
@@ -98,14 +98,7 @@ class SVG(keras.Model):
             if config.prior == "learned"
             else None
         )
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.kl_annealing = KLAnnealing(schedule="none")
-        self.teacher_forcing = TeacherForcing(ratio=1.0, start_decay_epoch=0, decay_step=0.0)
-        self.beta = 1e-4
-        self.trackers = {
-            name: keras.metrics.Mean(name=name)
-            for name in ("loss", "mse", "kl", "kl_anneal", "tfr", "psnr", "copy_last_psnr")
-        }
+        self.init_training_state(seed)
         # Built eagerly so that every sub-network, the posterior included, owns its weights
         # before a .keras file or a checkpoint is loaded into it.
         self.build()
@@ -143,33 +136,10 @@ class SVG(keras.Model):
         self.decoder(g, skips, maps, pair)
         self.built = True
 
-    def compile(
-        self,
-        optimizer="adam",
-        kl_annealing=None,
-        teacher_forcing=None,
-        beta=1e-4,
-        **kwargs,
-    ):
-        """Configures training.
-
-        Args:
-            optimizer: A Keras optimizer (Adam lr 2e-3, beta1 0.9 in the reference).
-            kl_annealing: A `KLAnnealing`; None keeps the annealing factor at 1.
-            teacher_forcing: A `TeacherForcing`; None always feeds the ground truth.
-            beta: Weight of the KL term at full strength (1e-4 in the reference).
-            **kwargs: Passed to `keras.Model.compile` (e.g. `jit_compile`).
-        """
-        super().compile(optimizer=optimizer, **kwargs)
-        self.kl_annealing = kl_annealing or KLAnnealing(schedule="none")
-        self.teacher_forcing = teacher_forcing or TeacherForcing(
-            ratio=1.0, start_decay_epoch=0, decay_step=0.0
-        )
-        self.beta = float(beta)
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+    def compile(self, optimizer="adam", kl_annealing=None, teacher_forcing=None, beta=1e-4, **kwargs):
+        """`ScheduledTraining.compile` with the reference's KL weight, 1e-4, by default
+        (Adam lr 2e-3, beta1 0.9 is the reference's optimizer)."""
+        super().compile(optimizer, kl_annealing, teacher_forcing, beta, **kwargs)
 
     def get_config(self):
         return {
@@ -535,19 +505,6 @@ class SVG(keras.Model):
         kl = ops.sum(ops.mean(kl_per_step, axis=0))
         return predictions, mse, kl
 
-    def training_schedule(self):
-        """(KL weight, teacher-forcing ratio, teacher-forcing coin) at the current step.
-
-        Read from `optimizer.iterations` inside the step, so a compiled step sees the
-        current step on both backends and a resumed run continues its schedules. The coin
-        is one draw for the whole batch: with probability tfr every step of every sequence
-        is fed the ground-truth previous frame (the course lab's convention).
-        """
-        step = self.optimizer.iterations
-        tfr = self.teacher_forcing(step)
-        coin = keras.random.uniform((), seed=self.seed_generator)
-        return self.kl_annealing(step), tfr, coin < tfr
-
     def training_losses(self, data, teacher_forced, kl_anneal):
         """Loss and logged values of one training batch in one teacher-forcing mode.
 
@@ -565,15 +522,6 @@ class SVG(keras.Model):
         first_future = self.config.n_past - 1
         psnr = ops.mean(metrics.psnr(predictions[:, first_future:], frames[:, first_future + 1 :]))
         return {"loss": mse + self.beta * kl_anneal * kl, "mse": mse, "kl": kl, "psnr": psnr}
-
-    def train_step(self, *args):
-        """One optimizer step; see `backends.train_step`.
-
-        Each teacher-forcing branch computes its own gradients, so nothing is
-        differentiated through the conditional and the teacher-forced branch stays fully
-        batched (encoder and decoder once over all frames).
-        """
-        return backends.train_step(self, *args)
 
     def validation_logs(self, data):
         """Generation as at test time: tfr 0, latents from the prior, PSNR of the future."""
@@ -594,13 +542,3 @@ class SVG(keras.Model):
             "copy_last_psnr": ops.mean(metrics.psnr(copy_last, future)),
         }
         return self.track(values)
-
-    def test_step(self, *args):
-        """One validation step; see `backends.test_step`."""
-        return backends.test_step(self, *args)
-
-    def track(self, values):
-        """Updates the loss trackers with `values` and returns their results."""
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        return {name: self.trackers[name].result() for name in values}
