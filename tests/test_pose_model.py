@@ -1,4 +1,7 @@
-"""The pose model: shapes, the step loop against hand-stepped references, losses and schedules."""
+"""The pose model: shapes, the step loop against hand-stepped references, losses and schedules.
+
+Backend-agnostic: the module also runs on JAX (see test_backends.py), but for the fit.
+"""
 
 import keras
 import numpy as np
@@ -10,6 +13,7 @@ from keras_cvae.pose_config import PoseModelConfig, pose_presets
 from keras_cvae.pose_model import PoseCVAE
 from keras_cvae.schedules import KLAnnealing, TeacherForcing
 
+pytestmark = pytest.mark.jax
 CONFIG = pose_presets()["pose-tiny"].model  # 4-frame windows, latents of 2 channels
 
 
@@ -74,6 +78,7 @@ def test_a_tfr_of_zero_never_teacher_forces(model):
 
 
 @pytest.mark.slow
+@pytest.mark.tf_only  # JAX training is covered by test_training and test_backends
 def test_a_short_fit_lowers_the_loss_and_anneals_the_kl_weight(model):
     data = batch(np.random.default_rng(4))
     model.compile(keras.optimizers.Adam(3e-3), kl_annealing=KLAnnealing("monotonic", total_steps=4, cycles=1, ratio=0.5),
