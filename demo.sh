@@ -7,6 +7,11 @@ cd "$(dirname "$0")"
 bash setup.sh
 export TF_CPP_MIN_LOG_LEVEL=2 PYTHONUNBUFFERED=1
 run="runs/demo-$(date +%Y%m%d-%H%M%S)"
+# First, in seconds: the shipped model (onnxruntime only) on its example sequence.
+example=saved_models/svg-small-cpu/example
+.venv/bin/python scripts/predict_onnx.py --model-dir saved_models/svg-small-cpu \
+    --context "$example/0.png" "$example/1.png" \
+    --conditions "$example/actions.csv" "$example/endeffector_positions.csv" --samples 3 --out "$run-shipped"
 # --no-xla: on a CPU, XLA's compile of the training step costs more than a short run gains.
 .venv/bin/python scripts/train.py --preset small --kl cyclical --no-xla --out "$run" "$@"
 .venv/bin/python scripts/evaluate.py --run "$run" --samples 3
