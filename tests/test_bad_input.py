@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import random_sequence
 from keras_cvae.data import DataError, describe_source, make_dataset, pipeline_errors
 from keras_cvae.data import bair_tfrecord as bair
-from keras_cvae.data import convert, lab_layout
+from keras_cvae.data import convert, lab_layout, pose_embedded
 from test_bair_tfrecord import hand_written_example, write_raw
 
 pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
@@ -340,6 +340,13 @@ def evaluate_lab(fault):
     return case
 
 
+def train_pose_without_a_label(tmp_path, run):
+    root = pose_embedded.write_dance_dataset(tmp_path / "dance", sizes={"train": (1, 8), "val": (1, 8)}, seed=0)
+    missing = root / "train" / "train_label" / "frame3.png"
+    missing.unlink()
+    return ["--task", "pose", "--preset", "pose-tiny", "--data", str(root), "--out", str(tmp_path / "new")], "frame3.png"
+
+
 def export_case(*argv, names="--out"):
     def case(tmp_path, run):
         args = [a.format(run=run.path, tmp=tmp_path, file=a_file(tmp_path)) for a in ("--run", "{run}", *argv)]
@@ -418,6 +425,9 @@ CORPUS = {
         ["--resume", str(run.path), "--preset", "tiny"], "--preset")),
     "train --resume with --latents": ("train", lambda tmp_path, run: (
         ["--resume", str(run.path), "--latents", "hierarchical"], "--latents")),
+    "train --task pose missing label": ("train", train_pose_without_a_label),
+    "train --task pose with --latents": ("train", lambda tmp_path, run: (
+        ["--task", "pose", "--latents", "hierarchical", "--out", str(tmp_path / "new")], "--latents")),
     # evaluate.py
     "evaluate --samples 0": ("evaluate", evaluate_flag("--samples", "0")),
     "evaluate --batch-size 0": ("evaluate", evaluate_flag("--batch-size", "0")),
