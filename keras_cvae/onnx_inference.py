@@ -72,19 +72,17 @@ class ExportedModel:
 
     Args:
         model_dir: The export folder.
+        metadata: Its metadata.json content, if already read (see `read_metadata`).
     """
 
-    def __init__(self, model_dir):
+    def __init__(self, model_dir, metadata=None):
         model_dir = Path(model_dir)
-        metadata_path = model_dir / METADATA_FILE
-        if not metadata_path.is_file():
-            raise InferenceError(f"{metadata_path}: missing; is {model_dir} an export folder?")
+        self.metadata = read_metadata(model_dir) if metadata is None else metadata
         try:
-            self.metadata = json.loads(metadata_path.read_text())
             config = self.metadata["model"]
             self.onnx_path = model_dir / self.metadata["files"]["onnx"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise InferenceError(f"{metadata_path}: not export metadata ({error!r})") from None
+        except (KeyError, TypeError) as error:
+            raise InferenceError(f"{model_dir / METADATA_FILE}: not export metadata ({error!r})") from None
         self.n_past, self.n_future = int(config["n_past"]), int(config["n_future"])
         self.image_size = int(config["image_size"])
         self.channels, self.condition_dim = int(config["channels"]), int(config["condition_dim"])
@@ -154,7 +152,7 @@ def predict_files(config):
     metadata = read_metadata(config.model_dir)
     if metadata.get("task") == "pose":
         return predict_pose_files(config, metadata, config.model_dir)
-    model = ExportedModel(config.model_dir)
+    model = ExportedModel(config.model_dir, metadata)
     context = read_context(config.context, model.n_past, model.image_size, model.channels)
     conditions = read_conditions(config.conditions, model.window_length, model.condition_dim)
     noise = draw_noise(config.samples, model.n_future, model.noise_dim, config.seed)
