@@ -32,7 +32,8 @@ def parse_args(argv=None):
                         "image per frame, 630-frame rollouts) (default: bair; a resumed run keeps its own)")
     parser.add_argument("--preset", choices=sorted(defaults), default=None,
                         help="model and training sizes: svg = the reference BAIR settings "
-                        "(needs a GPU), small = narrow model for CPU demos, tiny = unit tests; "
+                        "(needs a GPU), medium = svg at 3/8 width (model.onnx under 25 MB; a GPU), "
+                        "small = narrow model for CPU demos, tiny = unit tests; "
                         "for --task pose: pose-lab = the lab reports' sizes (needs a GPU), pose = "
                         "narrow model for CPU demos, pose-tiny = unit tests (default: svg, or pose "
                         "for --task pose)")
