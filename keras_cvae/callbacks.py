@@ -8,6 +8,7 @@ import numpy as np
 
 from keras_cvae import backends, plots, visualize
 from keras_cvae.files import atomic_save
+from keras_cvae.time_budget import BudgetSpent
 
 
 class TrainingDiverged(RuntimeError):
@@ -125,10 +126,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         backup_every_steps: Backup interval in steps (0: none).
         backup_every_seconds: Backup interval in seconds (0: none).
         first_step: Steps already done in the first epoch (a run resumed mid-epoch).
+        stop_when: Callable telling after a step that the run must stop now (a time
+            budget, see `keras_cvae.time_budget`): a backup is saved and `BudgetSpent`
+            raised. None: never.
     """
 
     def __init__(self, run, info, history, keep, steps_per_epoch, backup_every_steps=0,
-                 backup_every_seconds=0.0, first_step=0):
+                 backup_every_seconds=0.0, first_step=0, stop_when=None):
         super().__init__()
         self.run = run
         self.info = dict(info)
@@ -138,6 +142,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.backup_every_steps = backup_every_steps
         self.backup_every_seconds = backup_every_seconds
         self.pending_offset = first_step
+        self.stop_when = stop_when
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -148,6 +153,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.step += 1
         if self.step >= self.steps_per_epoch:
             return  # the epoch's checkpoint follows
+        if self.stop_when is not None and self.stop_when():
+            self._backup()
+            raise BudgetSpent(self.epoch, self.step)
         steps_due = self.backup_every_steps and self.step - self.last_backup[0] >= self.backup_every_steps
         seconds_due = (self.backup_every_seconds
                        and time.monotonic() - self.last_backup[1] >= self.backup_every_seconds)

@@ -3,7 +3,7 @@
 A model mixing it in provides `training_losses(data, teacher_forced, kl_anneal)` and
 `validation_logs(data)`; the mixin provides the rest of what `backends.train_step` and
 `backends.test_step` call: compile with the KL and teacher-forcing schedules, the
-schedules' values at the current step, and the loss trackers. It is the protocol `SVG`
+schedules' values at the current step, the schedule clock, and the loss trackers. It is the protocol `SVG`
 implements in `keras_cvae.model`, written once for the models that come after it.
 """
 
@@ -28,6 +28,13 @@ class ScheduledTraining:
             seed: Seed of the random draws inside the train and test steps.
         """
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # (offset, rate): the schedules are read at offset + rate * optimizer step. A run
+        # with a time budget changes them (`keras_cvae.time_budget`) so that the
+        # schedules end with its last step; saved with the weights, so resumes keep them.
+        self.schedule_clock = self.add_weight(
+            shape=(2,), initializer=keras.initializers.Constant([0.0, 1.0]), trainable=False,
+            dtype="float32", name="schedule_clock",
+        )
         self.kl_annealing = KLAnnealing(schedule="none")
         self.teacher_forcing = TeacherForcing(ratio=1.0, start_decay_epoch=0, decay_step=0.0)
         self.beta = 1.0
@@ -55,11 +62,13 @@ class ScheduledTraining:
     def training_schedule(self):
         """(KL weight, teacher-forcing ratio, teacher-forcing coin) at the current step.
 
-        Read from `optimizer.iterations` inside the step, so a compiled step sees the
-        current step on both backends and a resumed run continues its schedules. One coin
-        per batch: with probability tfr every step is fed the ground-truth previous frame.
+        Read from `optimizer.iterations` (through `schedule_clock`) inside the step, so a
+        compiled step sees the current step on both backends and a resumed run continues
+        its schedules. One coin per batch: with probability tfr every step is fed the
+        ground-truth previous frame.
         """
-        step = self.optimizer.iterations
+        clock = self.schedule_clock
+        step = clock[0] + clock[1] * keras.ops.cast(self.optimizer.iterations, "float32")
         tfr = self.teacher_forcing(step)
         coin = keras.random.uniform((), seed=self.seed_generator)
         return self.kl_annealing(step), tfr, coin < tfr

@@ -9,6 +9,7 @@ import dataclasses
 import datetime
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -24,6 +25,7 @@ from keras_cvae.pose_config import PoseModelConfig
 from keras_cvae.files import atomic_save
 from keras_cvae.run_folder import LOCK_FILE, Checkpoint, RunError, RunFolder
 from keras_cvae.schedules import schedules_from_config
+from keras_cvae.time_budget import BudgetSpent, TimeBudget, schedule_progress
 
 # What a resumed run may change: the length of the run, the step size (after a
 # divergence), and how validation and the steps run. Everything else defines the run.
@@ -55,6 +57,11 @@ class TrainingJob:
         devices: Devices each batch is split over (data parallelism, see
             `backends.data_parallel`, JAX only); None: every GPU on JAX, else 1.
         task: "bair" or "pose" (see `keras_cvae.tasks`); a resumed run keeps its own.
+        time_limit_minutes: Train for this many minutes (counted from the call of `train`)
+            instead of `train.epochs`: the run stops at the last epoch that fits, with the
+            schedules of the configured run (`train.epochs` x `train.steps_per_epoch`)
+            spread over the steps it holds (see `keras_cvae.time_budget`). On resume, a new
+            budget for the rest of the run. None: no budget.
     """
 
     model: Union[ModelConfig, PoseModelConfig]
@@ -71,10 +78,14 @@ class TrainingJob:
     data_engine: Optional[str] = None
     devices: Optional[int] = None
     task: str = "bair"
+    time_limit_minutes: Optional[float] = None
 
     def __post_init__(self):
         if self.backup_every_steps < 0 or self.backup_minutes < 0:
             raise ValueError("backup intervals (--backup-every, --backup-minutes) must be >= 0")
+        limit = self.time_limit_minutes
+        if limit is not None and not (isinstance(limit, (int, float)) and 0 < limit < float("inf")):
+            raise ValueError(f"time limit (--time-limit) must be a positive number of minutes, got {limit!r}")
         if self.devices is not None and self.devices < 1:
             raise ValueError(f"devices (--devices) must be at least 1, got {self.devices}")
 
@@ -86,10 +97,16 @@ class TrainingResult:
     Args:
         run: The run folder.
         history: Per-epoch logs of the whole run (resumed epochs included).
+        steps: Optimizer steps of the whole run at its end.
+        session_steps: Of those, the steps this call ran.
+        budget_note: For a run with a time budget, how it ended; else None.
     """
 
     run: RunFolder
     history: dict
+    steps: int = 0
+    session_steps: int = 0
+    budget_note: Optional[str] = None
 
     @property
     def val_psnr(self) -> float:
@@ -175,6 +192,9 @@ def _reopen(run: RunFolder, job: TrainingJob):
     the job asks for applied and recorded."""
     info = run.read_info()
     changes = dict(job.resume_changes or {})
+    if "time_limit" in info and "epochs" in changes:
+        raise RunError(f"{run.run_file}: the run trains to a time budget, so --epochs cannot "
+                       "extend it; pass --time-limit MINUTES to continue it for that long")
     train_config = dataclasses.replace(_check_resume_changes(run, changes), **changes)
     if job.data is not None:
         info["data"] = str(job.data)
@@ -186,7 +206,8 @@ def _reopen(run: RunFolder, job: TrainingJob):
     info["train"] = train_config.to_dict()
     info.setdefault("resumes", []).append({
         "from": checkpoint.name if checkpoint else None,
-        "changes": changes,
+        "changes": {**changes, **({"time_limit_minutes": job.time_limit_minutes}
+                                  if job.time_limit_minutes is not None else {})},
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
     })
     return info, train_config, checkpoint
@@ -247,6 +268,7 @@ def train(job: TrainingJob) -> TrainingResult:
             not load, or training diverged (nothing after the last good checkpoint is saved).
         DataError: Bad data.
     """
+    started = time.monotonic()
     if job.resume is not None:
         run = RunFolder(Path(job.resume))
         _check_resume_changes(run, job.resume_changes or {})  # before anything is written
@@ -271,7 +293,7 @@ def train(job: TrainingJob) -> TrainingResult:
             devices = _device_count(job, train_config)
             info["devices"] = devices
             with backends.data_parallel(devices):
-                return _train_locked(run, info, train_config, checkpoint, job)
+                return _train_locked(run, info, train_config, checkpoint, job, started)
         except BaseException as error:
             if owned and not run.checkpoints():
                 if created:
@@ -303,7 +325,8 @@ def _device_count(job: TrainingJob, train_config: TrainConfig) -> int:
     return devices
 
 
-def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpoint, job: TrainingJob):
+def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpoint, job: TrainingJob,
+                  started: float):
     keras.mixed_precision.set_global_policy(train_config.precision)
     keras.utils.set_random_seed(train_config.seed)
     task = tasks.task_of(info)
@@ -329,14 +352,17 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
     curves = CurvePlotter(run.path / "curves.png", history, title)
     gifs = SampleGif(run.samples_dir, val_data[0], model.config.n_past, model.config.latent_shape,
                      train_config.seed)
+    budget = _time_budget(info, train_config, job, started, fresh=checkpoint is None)
     callbacks = [  # the guard first: it stops before anything saves a diverged state
         DivergenceGuard(first_step=step),
         RestoreEpochMetrics(state.get("metrics")),
         *_tensorboard(run.path / "tensorboard"),
+        *([budget] if budget else []),  # before the checkpoint, which saves its plan
         RunCheckpoint(run, info, history, keep=train_config.checkpoints_to_keep,
                       steps_per_epoch=train_config.steps_per_epoch,
                       backup_every_steps=job.backup_every_steps,
-                      backup_every_seconds=60.0 * job.backup_minutes, first_step=step),
+                      backup_every_seconds=60.0 * job.backup_minutes, first_step=step,
+                      stop_when=budget.spent if budget else None),
         curves,
         gifs,
     ]
@@ -350,43 +376,109 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         if epoch and not gifs.path(epoch).is_file():
             gifs.set_model(model)
             gifs.write(epoch)
-    if epoch >= train_config.epochs:
-        print(f"note: {run.path} has finished its {train_config.epochs} epochs; pass --epochs to "
-              "extend it", file=sys.stderr)
-        return TrainingResult(run, history)
+    first_step = _optimizer_step(model)
 
-    def fit(first_epoch, first_step, steps, extra_callbacks=()):
+    def result(note=None):
+        steps = _optimizer_step(model)
+        return TrainingResult(run, history, steps, steps - first_step, note)
+
+    end_epoch = _end_epoch(run, info, train_config, budget, epoch)
+    if budget is None and epoch >= end_epoch:
+        print(f"note: {run.path} has finished its {end_epoch} epochs; pass "
+              f"{'--time-limit' if 'time_limit' in info else '--epochs'} to extend it", file=sys.stderr)
+        return result()
+
+    def fit(first_epoch, first_step, steps, epochs):
         start = first_epoch * train_config.steps_per_epoch + first_step
         with task.data_errors(info["data"]):
             model.fit(
                 task.training_data(info, train_config, job.data_engine, start),
-                epochs=train_config.epochs,
+                epochs=epochs,
                 initial_epoch=first_epoch,
                 steps_per_epoch=steps,
                 validation_data=val_data,
-                callbacks=[*callbacks, *extra_callbacks],
+                callbacks=callbacks,
                 verbose=job.verbose,
                 shuffle=False,  # the datasets shuffle themselves
             )
+        return len(history.get("loss", ()))  # epochs done: one history row per epoch
 
-    if step:  # finish the epoch a backup stopped in, then go on with whole epochs
-        stop = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: setattr(model, "stop_training", True))
-        fit(epoch, step, train_config.steps_per_epoch - step, [stop])
-        epoch += 1
-    if epoch < train_config.epochs:
-        fit(epoch, 0, train_config.steps_per_epoch)
-    return TrainingResult(run, history)
+    try:
+        if step:  # finish the epoch a backup stopped in, then go on with whole epochs
+            epoch = fit(epoch, step, train_config.steps_per_epoch - step, epoch + 1)
+            end_epoch = _end_epoch(run, info, train_config, budget, epoch)
+        while epoch < end_epoch:
+            done = fit(epoch, 0, train_config.steps_per_epoch, end_epoch)
+            if done == epoch:
+                break  # a callback stopped the run before the end of an epoch
+            # A budget plans at every epoch's end: the run may have grown or shrunk.
+            epoch, end_epoch = done, _end_epoch(run, info, train_config, budget, done)
+    except BudgetSpent as spent:
+        if spent.step:  # the backup holds the weights; model.keras follows them
+            backends.sync_variables(model)
+            atomic_save(run.model_file, lambda path: model.save(path, include_optimizer=False))
+        info["epochs_done"] = len(history.get("loss", ()))
+        info["time_limit"]["stopped"] = {"epoch": spent.epoch, "step": spent.step}
+        run.write_info(info)
+        return result(_budget_note(job, model, train_config, f"{spent}, before its plan's end"))
+    if budget is None:
+        return result()
+    return result(_budget_note(job, model, train_config, f"stopped after epoch {epoch} as planned"))
+
+
+def _budget_note(job: TrainingJob, model, train_config: TrainConfig, how: str) -> str:
+    progress = schedule_progress(model, train_config.total_steps)
+    if progress > 0.999:
+        schedules = "the schedules complete"
+    else:  # a plan shrank: steps or epoch ends got slower than measured
+        schedules = (f"the schedules at {progress:.0%} of their course (the run slowed down; "
+                     "fewer --steps-per-epoch plan more finely)")
+    return f"time limit of {job.time_limit_minutes:g} min: {how}, with {schedules}"
+
+
+def _optimizer_step(model) -> int:
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def _time_budget(info: dict, train_config: TrainConfig, job: TrainingJob, started: float, fresh: bool):
+    """The `TimeBudget` callback of a session with a time limit (recorded in run.json), or None."""
+    if job.time_limit_minutes is None:
+        return None
+    info["time_limit"] = {"minutes": job.time_limit_minutes}
+    return TimeBudget(deadline=started + 60.0 * job.time_limit_minutes,
+                      steps_per_epoch=train_config.steps_per_epoch,
+                      schedule_steps=train_config.total_steps, record=info["time_limit"],
+                      freeze_schedules=fresh)
+
+
+def _end_epoch(run: RunFolder, info: dict, train_config: TrainConfig, budget, epochs_done: int) -> int:
+    """The epoch the run ends with: its configured epochs, or its time budget's plan.
+
+    A session with a budget that has not planned yet (its first epoch measures the pace)
+    ends one epoch on, until the plan says more.
+    """
+    if "time_limit" not in info:
+        return train_config.epochs
+    planned = info["time_limit"].get("end_epoch")
+    if planned is not None:
+        return planned
+    if budget is not None:
+        return epochs_done + 2  # the pace is measured in the first, the plan made at the second's start
+    raise RunError(f"{run.run_file}: the run stopped before its time budget planned its length; "
+                   "resume it with --time-limit MINUTES")
 
 
 def summary_line(result: TrainingResult) -> str:
-    """One line comparing the model's validation PSNR with the copy-last-frame baseline."""
-    if "val_psnr" not in result.history:
-        return f"Run folder: {result.run.path} (no epoch finished)"
-    gain = result.val_psnr - result.copy_last_psnr
-    verdict = "above" if gain > 0 else "NOT above"
-    return (
-        f"Validation PSNR (1 sample, future frames only): model {result.val_psnr:.2f} dB vs "
-        f"copy-last-frame {result.copy_last_psnr:.2f} dB ({gain:+.2f} dB, {verdict} the baseline)."
-        f"\nRun folder: {result.run.path}"
-    )
-
+    """Lines comparing the model's validation PSNR with the copy-last-frame baseline, with
+    the steps run and how a time budget ended."""
+    lines = [f"Trained {result.session_steps} steps in this session ({result.steps} in the whole run)."]
+    if result.budget_note:
+        lines.append(result.budget_note[0].upper() + result.budget_note[1:] + ".")
+    if "val_psnr" in result.history:
+        gain = result.val_psnr - result.copy_last_psnr
+        verdict = "above" if gain > 0 else "NOT above"
+        lines.append(
+            f"Validation PSNR (1 sample, future frames only): model {result.val_psnr:.2f} dB vs "
+            f"copy-last-frame {result.copy_last_psnr:.2f} dB ({gain:+.2f} dB, {verdict} the baseline).")
+    lines.append(f"Run folder: {result.run.path}" + ("" if "val_psnr" in result.history else " (no epoch finished)"))
+    return "\n".join(lines)

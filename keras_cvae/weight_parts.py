@@ -1,7 +1,9 @@
 """A model's weights in parts small enough to travel: cast, split, and put back together.
 
 The GPU machines send files back at most 16 MiB each (64 MiB in all), and the svg preset's
-float32 weights are ~91 MB: as float16 in 15 MiB parts they come back in 4 files. A
+float32 weights are ~91 MB: as float16 in 15 MiB parts they come back in 4 files. Only the
+trainable weights are cast; the model's state (normalisation statistics, the schedule clock,
+random generators) is small and travels exact. A
 manifest lists the parts, their order, a SHA-256 of the whole and the variables' paths
 and shapes, so joining checks that nothing is missing, damaged or meant for another model.
 """
@@ -25,21 +27,23 @@ class WeightPartsError(ValueError):
 
 
 def split_weights(model, folder, dtype="float16", part_bytes=PART_BYTES) -> list:
-    """Writes `model`'s weights (floats cast to `dtype`) as parts of at most `part_bytes`.
+    """Writes `model`'s weights (trainable floats cast to `dtype`) as parts of at most `part_bytes`.
 
     Args:
         model: A built Keras model.
         folder: Destination folder (created).
-        dtype: Float type the float weights travel as.
+        dtype: Float type the trainable float weights travel as.
         part_bytes: Largest part size.
 
     Returns:
         The written paths, manifest last.
     """
     arrays = []
+    trainable = {id(variable) for variable in model.trainable_weights}
     for variable in model.weights:
         value = np.asarray(keras.ops.convert_to_numpy(variable))
-        arrays.append(value.astype(dtype) if np.issubdtype(value.dtype, np.floating) else value)
+        cast = id(variable) in trainable and np.issubdtype(value.dtype, np.floating)
+        arrays.append(value.astype(dtype) if cast else value)
     buffer = io.BytesIO()
     np.savez(buffer, *arrays)
     payload = buffer.getvalue()

@@ -58,6 +58,14 @@ def parse_args(argv=None):
     parser.add_argument("--backup-minutes", type=float, default=10.0, metavar="MINUTES",
                         help="also save a mid-epoch backup every MINUTES minutes (0: off; "
                         "default: 10)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                        help="train for this many minutes instead of a number of epochs: the "
+                        "first epoch measures the step time, then the run stops at the last "
+                        "epoch that fits, saving its checkpoint and model.keras, with the KL "
+                        "and teacher-forcing schedules of --epochs x --steps-per-epoch spread "
+                        "over the steps it holds (re-planned after every epoch; run.json "
+                        "records the plan). With --resume: a new budget for the rest of the "
+                        "run (default: off)")
     parser.add_argument("--devices", type=int, default=None,
                         help="devices each batch is split over (data parallelism, JAX only: "
                         "keras.distribution.DataParallel); the batch size must be a multiple "
@@ -156,7 +164,7 @@ def _job_from_args(args, job_class):
         resume_changes=given if args.resume is not None else None, preset=preset_name,
         verbose="auto" if args.verbose is None else args.verbose,
         backup_every_steps=args.backup_every, backup_minutes=args.backup_minutes,
-        data_engine=args.data_engine, devices=args.devices,
+        data_engine=args.data_engine, devices=args.devices, time_limit_minutes=args.time_limit,
     )
 
 
