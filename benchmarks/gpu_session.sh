@@ -1,37 +1,40 @@
 #!/usr/bin/env bash
-# The work of one session on the lent GPU machine (JAX, no TensorFlow, results under $OUT).
-# Run through the device tool from the repository root, with the Keras wheels in .whl/
-# (see ../shared/DESIGN.md "The GPU machine"; carry [".whl"]):
-#   bash benchmarks/gpu_session.sh bench          # svg training step: fp32/bf16 x batch 16/64/100
-#   bash benchmarks/gpu_session.sh train [FLAGS]  # flagship run; its weights come back in parts
-# Back here: keras_cvae.weight_parts.join_weights puts the parts into the run's model, and
-# scripts/export.py exports it on TensorFlow.
+# The GPU session as one command, and its rehearsal on a CPU in the same conditions.
+#
+#   bash benchmarks/gpu_session.sh wheels             # once, here: Keras wheels into .whl/ (GPU's Python and this one)
+#   OUT=DIR bash benchmarks/gpu_session.sh rehearse   # here: tiny preset, seconds of training, TensorFlow blocked
+#   bash benchmarks/gpu_session.sh [FLAGS]            # on the GPU machine (through the device tool, carry [".whl"])
+#
+# Keras, namex and optree are installed from .whl/ into a fresh target folder with
+# `pip --no-index --no-deps`, as the GPU machine (no Keras, no TensorFlow, no network)
+# needs; the rehearsal also makes `import tensorflow` fail. FLAGS go to
+# benchmarks/gpu_session.py (--deadline SECONDS, --commit SHA, --out DIR); results land in
+# $OUT and come back through `python benchmarks/gpu_return.py $OUT --out saved_models/NAME`.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-export PYTHONPATH="/tmp/site:$PWD" KERAS_BACKEND=jax KERAS_CVAE_DATA=/tmp/keras_cvae_data
-out="${OUT:?set by the device tool: the folder whose files come back}"
-stage="${1:-bench}"
-shift || true
-case "$stage" in
-  bench)
-    for batch in 16 64 100; do
-      for precision in "" --mixed-precision; do  # --mixed-precision is bfloat16 on JAX
-        python3 benchmarks/bench_train_step.py --preset svg --configs jax --batch-size "$batch" \
-          $precision --out "$out/bench"
-      done
-    done ;;
-  train)
-    run=/tmp/flagship
-    # medium: the largest preset whose model.onnx (19.6 MiB) can ship in the repository.
-    python3 scripts/train.py --backend jax --preset medium --precision mixed_bfloat16 \
-      --data-engine numpy --out "$run" --verbose 2 "$@"
-    # float32 weights (~23 MB for medium, ~91 MB for svg) exceed one returned file: float16 parts of 15 MiB.
-    python3 -c "import sys
-from keras_cvae.run_folder import RunFolder
-from keras_cvae.weight_parts import split_weights
-split_weights(RunFolder(sys.argv[1]).load_model(), sys.argv[2])" "$run" "$out/flagship"
-    cp "$run/run.json" "$run/log.csv" "$run/curves.png" "$out/flagship/" ;;
-  *)
-    echo "error: unknown stage '$stage' (bench or train)" >&2
-    exit 2 ;;
+cd "$(dirname "$0")/.."
+WHEELS=(keras==3.15.1 namex==0.1.0 optree==0.20.0)
+mode=gpu
+case "${1:-}" in
+  wheels)
+    # The GPU machine's Python 3.12 wheels, then this machine's (for the rehearsal).
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 -d .whl "${WHEELS[@]}"
+    "${PYTHON:-.venv/bin/python}" -m pip download -q --no-deps --only-binary=:all: -d .whl "${WHEELS[@]}"
+    ls .whl
+    exit 0 ;;
+  rehearse) mode=rehearse; shift ;;
 esac
+python="${PYTHON:-$([ "$mode" = rehearse ] && echo .venv/bin/python || echo python3)}"
+scratch="$(mktemp -d /tmp/keras-cvae-session.XXXXXX)"
+"$python" -m pip install -q --no-index --no-deps --find-links .whl --target "$scratch/site" \
+  "${WHEELS[@]}"
+path="$scratch/site"
+if [ "$mode" = rehearse ]; then
+  for module in tensorflow tensorflow_datasets; do  # as absent as on the GPU machine
+    mkdir -p "$scratch/blocked/$module"
+    echo 'raise ImportError("blocked: the GPU machine has no TensorFlow")' > "$scratch/blocked/$module/__init__.py"
+  done
+  path="$path:$scratch/blocked"
+fi
+export PYTHONPATH="$path:$PWD" KERAS_BACKEND=jax KERAS_CVAE_DATA="$scratch/cache" PYTHONUNBUFFERED=1
+exec "$python" benchmarks/gpu_session.py --mode "$mode" --work "$scratch/work" "$@"

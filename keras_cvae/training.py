@@ -411,7 +411,7 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
             done = fit(epoch, 0, train_config.steps_per_epoch, end_epoch)
             if done == epoch:
                 break  # a callback stopped the run before the end of an epoch
-            # A budget plans at every epoch's end: the run may have grown or shrunk.
+            # A budget re-plans at every epoch's start: the run may have grown or shrunk.
             epoch, end_epoch = done, _end_epoch(run, info, train_config, budget, done)
     except BudgetSpent as spent:
         if spent.step:  # the backup holds the weights; model.keras follows them
@@ -420,16 +420,21 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         info["epochs_done"] = len(history.get("loss", ()))
         info["time_limit"]["stopped"] = {"epoch": spent.epoch, "step": spent.step}
         run.write_info(info)
-        return result(_budget_note(job, model, train_config, f"{spent}, before its plan's end"))
+        return result(_budget_note(job, model, train_config, info["time_limit"],
+                                   f"{spent}, before its plan's end"))
     if budget is None:
         return result()
-    return result(_budget_note(job, model, train_config, f"stopped after epoch {epoch} as planned"))
+    return result(_budget_note(job, model, train_config, info["time_limit"],
+                               f"stopped after epoch {epoch} as planned"))
 
 
-def _budget_note(job: TrainingJob, model, train_config: TrainConfig, how: str) -> str:
+def _budget_note(job: TrainingJob, model, train_config: TrainConfig, budget_record: dict, how: str) -> str:
     progress = schedule_progress(model, train_config.total_steps)
     if progress > 0.999:
         schedules = "the schedules complete"
+    elif "end_epoch" not in budget_record:  # no plan: the session's first epoch did not fit
+        schedules = (f"the schedules at {progress:.0%} of their course (one epoch did not fit in "
+                     "the budget: choose fewer --steps-per-epoch)")
     else:  # a plan shrank: steps or epoch ends got slower than measured
         schedules = (f"the schedules at {progress:.0%} of their course (the run slowed down; "
                      "fewer --steps-per-epoch plan more finely)")

@@ -1,0 +1,116 @@
+"""JAX/XLA compile times of what a GPU session compiles: the training step and the rollout.
+
+    python benchmarks/bench_compile.py                     # the GPU session's configurations
+    python benchmarks/bench_compile.py --configs svg:mixed_bfloat16:64 medium:float32:16
+
+Each configuration (preset:precision:batch) runs in a fresh process: the training step
+(both teacher-forcing branches are one XLA program, `jax.lax.cond`) is lowered and
+compiled ahead of time, without running a step, and so is the evaluation rollout (2
+context -> 10 predicted frames, `evaluation.make_rollout`, whose loop holds the encoder
+and decoder once). Trace and XLA compile times are reported apart. On a CPU this times
+XLA's CPU compiler; a GPU's differs, but the trace time (Python) is the same and the
+ratios between configurations carry over. Writes benchmarks/results/compile-<device>.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_SESSION = ("svg:mixed_bfloat16:64", "svg:mixed_bfloat16:128", "svg:float32:64", "medium:mixed_bfloat16:64",
+               "medium:float32:64")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=list(GPU_SESSION), metavar="PRESET:PRECISION:BATCH",
+                        help="configurations to compile (default: the GPU session's)")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per configuration (default: 900)")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    return parser.parse_args()
+
+
+def compile_times(preset_name, precision, batch_size):
+    """In the worker: seconds to trace and compile the train step and the rollout."""
+    import jax
+    import keras
+    import numpy as np
+
+    from keras_cvae.config import get_preset, replace
+    from keras_cvae.evaluation import make_rollout
+    from keras_cvae.model import SVG
+    from keras_cvae.training import compile_model
+
+    keras.mixed_precision.set_global_policy(precision)
+    preset = get_preset(preset_name)
+    model = SVG(preset.model, seed=0)
+    compile_model(model, replace(preset.train, batch_size=batch_size))
+    window = preset.model.window_length
+    batch = {"frames": np.zeros((batch_size, window, 64, 64, 3), "float32"),
+             "conditions": np.zeros((batch_size, window, 7), "float32")}
+    state = tuple([v.value for v in variables] for variables in (
+        model.trainable_variables, model.non_trainable_variables,
+        model.optimizer.variables, model.metrics_variables))
+    results = {}
+    began = time.perf_counter()
+    lowered = jax.jit(model.train_step).lower(state, batch)
+    traced = time.perf_counter()
+    lowered.compile()
+    results["train_step"] = {"trace_s": round(traced - began, 2),
+                             "xla_compile_s": round(time.perf_counter() - traced, 2)}
+    rollout = make_rollout(model)
+    n_past, horizon = preset.model.n_past, preset.model.n_future
+    inputs = (np.zeros((batch_size, n_past, 64, 64, 3), "float32"),
+              np.zeros((batch_size, n_past + horizon, 7), "float32"),
+              np.zeros((batch_size, horizon, preset.model.noise_dim), "float32"))
+    began = time.perf_counter()
+    np.asarray(rollout(*inputs))  # the first call traces and compiles, then runs once
+    first = time.perf_counter() - began
+    began = time.perf_counter()
+    np.asarray(rollout(*inputs))
+    results["rollout"] = {"first_call_s": round(first, 2), "next_call_s": round(time.perf_counter() - began, 2)}
+    results["device"] = {"platform": jax.devices()[0].platform, "kind": jax.devices()[0].device_kind}
+    return results
+
+
+def main():
+    args = parse_args()
+    if args.worker:
+        preset, precision, batch = args.worker.split(":")
+        print(json.dumps(compile_times(preset, precision, int(batch))))
+        return
+    results = {}
+    for config in args.configs:
+        command = [sys.executable, __file__, "--worker", config]
+        env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        began = time.perf_counter()
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT)
+            results[config] = (json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else
+                               {"error": (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]})
+        except subprocess.TimeoutExpired:
+            results[config] = {"error": f"timed out after {args.timeout} s"}
+        results[config]["process_s"] = round(time.perf_counter() - began, 1)
+        print(config, json.dumps(results[config]), flush=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    device = next((r["device"]["platform"] for r in results.values() if "device" in r), "unknown")
+    report = {
+        "benchmark": "JAX/XLA ahead-of-time compile of the SVG train step (both branches) and the 2->10 rollout",
+        "results": results, "command": "python " + " ".join(sys.argv), "git_commit": commit,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "processor": platform.processor()},
+        "load_average_after": list(os.getloadavg()),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"compile-{device}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

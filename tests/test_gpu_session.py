@@ -1,0 +1,88 @@
+"""The GPU session's dress rehearsal and the way back, end to end, as they run for real.
+
+The rehearsal runs `benchmarks/gpu_session.sh rehearse` exactly as the GPU machine runs the
+real session: Keras installed from wheel files into a target folder, TensorFlow
+unimportable, JAX; then `benchmarks/gpu_return.py` turns the returned files into an
+exported, evaluated model. The return limits' checker is tested on its own too.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from gpu_session import check_return_limits  # noqa: E402
+
+
+def test_the_return_limits_name_every_breach(tmp_path):
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "c" / "deep.txt").write_text("x")
+    (tmp_path / "odd name.txt").write_text("x")
+    (tmp_path / "big.bin").write_bytes(b"\0" * (16 * 2**20 + 1))
+    for index in range(6):
+        (tmp_path / f"f{index}.txt").write_text("x")
+    problems = "\n".join(check_return_limits(tmp_path))
+    assert "9 files, more than 8" in problems
+    assert "a/b/c/deep.txt: more than 2 folders deep" in problems
+    assert "odd name.txt: not a plain name" in problems
+    assert "big.bin: 16777217 bytes" in problems
+    (tmp_path / "a" / "b" / "c" / "deep.txt").unlink()
+    for path in [tmp_path / "odd name.txt", tmp_path / "big.bin"]:
+        path.unlink()
+    assert check_return_limits(tmp_path) == []
+
+
+def ensure_wheels():
+    wheels = ROOT / ".whl"
+    if not any(wheels.glob(f"optree-*-cp{sys.version_info.major}{sys.version_info.minor}-*.whl")):
+        # From the package registry, as setup.sh installs the requirements.
+        subprocess.run(["bash", "benchmarks/gpu_session.sh", "wheels"], cwd=ROOT, check=True,
+                       env={**os.environ, "PYTHON": sys.executable}, capture_output=True)
+
+
+@pytest.mark.slow
+def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model(tmp_path):
+    ensure_wheels()
+    out = tmp_path / "returned"
+    session = subprocess.run(["bash", "benchmarks/gpu_session.sh", "rehearse",
+                              "--commit", "rehearsal"], cwd=ROOT, capture_output=True, text=True,
+                             env={**os.environ, "OUT": str(out), "PYTHON": sys.executable}, timeout=400)
+    assert session.returncode == 0, session.stdout[-3000:] + session.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["elapsed_s"] <= 150 + 15  # the deadline holds, give or take a process exit
+    assert {name: stage["status"] for name, stage in summary["stages"].items()} == {
+        name: "ran" for name in ("environment", "data", "bench", "flagship", "package")}
+    assert summary["stages"]["environment"]["backend"] == "jax"
+    first = summary["stages"]["bench"]["configs"]["float32-b4"]
+    assert first["status"] == "ran" and first["first_step_s"] > first["teacher_forced"]["step_s_median"] > 0
+    assert first["free_running"]["sequences_per_s"] > 0 and first["pipeline_batches_per_s"] > 0
+    flagship = summary["stages"]["flagship"]
+    assert flagship["exit"] == 0 and flagship["epochs_done"] == flagship["time_limit"]["end_epoch"] >= 1
+    assert summary["return_limits"] == "ok" and check_return_limits(out) == []
+    assert (out / "flagship" / "weights.json").is_file()
+
+    export = tmp_path / "export"
+    returned = subprocess.run(
+        [sys.executable, "benchmarks/gpu_return.py", str(out), "--out", str(export), "--run-dir",
+         str(tmp_path / "run"), "--samples", "2", "--max-sequences", "4"],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600)
+    assert returned.returncode == 0, returned.stdout[-3000:] + returned.stderr[-3000:]
+    metadata = json.loads((export / "metadata.json").read_text())
+    summary = metadata["evaluation"]["summary"]
+    assert metadata["evaluation"]["protocol"]["horizon"] == 10 and "copy_last_frame" in summary
+    assert (export / "model.onnx").is_file() and (export / "example" / "11.png").is_file()
+    assert (tmp_path / "run" / "gpu_session.json").is_file()
+    # The returned weights are the trained ones: the run the way back wrote predicts as
+    # the ONNX file does, and differs from a fresh model.
+    from keras_cvae.onnx_inference import ExportedModel
+
+    model = ExportedModel(export)
+    assert np.loadtxt(export / "example" / "actions.csv", delimiter=",").shape == (30, 4)
+    assert model.metadata["model"] == json.loads((tmp_path / "run" / "run.json").read_text())["model"]
