@@ -118,7 +118,7 @@ def main(argv=None):
     else:
         run = run_from_parts(source, args.run_dir or ROOT / "runs" / args.out.name)
     print(f"run folder: {run.path}")
-    evaluation = evaluate_run(EvalConfig(run=str(run.path), split="test", samples=args.samples,
+    evaluation = evaluate_run(EvalConfig(run=str(run.path), split="test", n_past=2, horizon=10, samples=args.samples,
                                          max_sequences=args.max_sequences, progress=True))
     print(evaluation["table"])
     out, differences = export_run(run.path, args.out)

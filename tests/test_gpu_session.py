@@ -79,10 +79,13 @@ def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_mode
     assert metadata["evaluation"]["protocol"]["horizon"] == 10 and "copy_last_frame" in summary
     assert (export / "model.onnx").is_file() and (export / "example" / "11.png").is_file()
     assert (tmp_path / "run" / "gpu_session.json").is_file()
-    # The returned weights are the trained ones: the run the way back wrote predicts as
-    # the ONNX file does, and differs from a fresh model.
-    from keras_cvae.onnx_inference import ExportedModel
+    # The example beside the export is what predict_onnx takes, as for the shipped model.
+    from keras_cvae.cli import predict_onnx
 
-    model = ExportedModel(export)
-    assert np.loadtxt(export / "example" / "actions.csv", delimiter=",").shape == (30, 4)
-    assert model.metadata["model"] == json.loads((tmp_path / "run" / "run.json").read_text())["model"]
+    example = export / "example"
+    argv = ["--model-dir", str(export), "--context", str(example / "0.png"), str(example / "1.png"),
+            "--conditions", str(example / "actions.csv"), str(example / "endeffector_positions.csv"),
+            "--samples", "1", "--out", str(tmp_path / "predicted")]
+    assert predict_onnx.main(argv) == 0
+    assert np.loadtxt(example / "actions.csv", delimiter=",").shape == (12, 4)
+    assert metadata["model"] == json.loads((tmp_path / "run" / "run.json").read_text())["model"]
