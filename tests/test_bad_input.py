@@ -354,6 +354,12 @@ def export_case(*argv, names="--out"):
     return case
 
 
+def export_into_a_users_folder(tmp_path, run):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("precious")
+    return ["--run", str(run.path), "--out", str(tmp_path / "mine")], "thesis.txt"
+
+
 def make_dataset_case(*argv, names):
     def case(tmp_path, run):
         a_file(tmp_path)
@@ -449,6 +455,8 @@ CORPUS = {
     "export --opset 5": ("export", export_case("--opset", "5", names="--opset")),
     "export --tolerance 0": ("export", export_case("--tolerance", "0", names="--tolerance")),
     "export --out under a file": ("export", export_case("--out", "{file}/export", names="is a file")),
+    "export --out a folder of the user's": ("export", export_into_a_users_folder),
+    "export --out the run folder itself": ("export", export_case("--out", "{run}", names="not an export folder")),
     "export missing --run": ("export", lambda tmp_path, run: (
         ["--run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "export")], str(tmp_path / "nowhere"))),
     # make_dataset.py

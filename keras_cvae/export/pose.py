@@ -11,6 +11,7 @@ from keras import ops
 from keras_cvae.export import writers
 from keras_cvae.export.checks import check_close, onnx_session
 from keras_cvae.export.metadata import build_common_metadata
+from keras_cvae.export.destination import check_destination
 from keras_cvae.files import staged_directory
 from keras_cvae.onnx_protocol import (METADATA_FILE, POSE_STEP_INPUTS, POSE_STEP_PROTOCOL, PREDICTION_INPUTS,
                                       PREDICTION_ONNX, PREDICTION_OUTPUT, SAVED_MODEL_DIR, STEP_ONNX, STEP_OUTPUT,
@@ -109,13 +110,15 @@ def export_pose_model(model, run, out_dir, export_config, evaluation=None):
     Args:
         model: The `PoseCVAE`.
         run: Its `RunFolder`.
-        out_dir: Destination folder (replaced once the new one is complete and checked).
+        out_dir: Destination folder (an earlier export there is replaced once the new one
+            is complete and checked; anything else there is refused, see `check_destination`).
         export_config: An `ExportConfig`.
         evaluation: The run's eval/metrics.json content, or None.
 
     Returns:
         {file name: largest absolute difference to the Keras model in the checks}.
     """
+    check_destination(out_dir)
     predict, step = pose_functions(model)
     metadata = pose_metadata(model, run, export_config, evaluation)
     with staged_directory(out_dir, replace=True) as folder:

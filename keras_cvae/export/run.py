@@ -6,6 +6,7 @@ from keras_cvae import tasks
 from keras_cvae.export import writers
 from keras_cvae.export.checks import check_export
 from keras_cvae.export.config import ExportConfig, ExportError
+from keras_cvae.export.destination import check_destination
 from keras_cvae.export.metadata import build_metadata, read_evaluation
 from keras_cvae.export.pose import export_pose_model
 from keras_cvae.files import staged_directory
@@ -18,7 +19,8 @@ def export_model(model, run, out_dir, export_config=ExportConfig()):
     """Writes and checks every export of `model` into `out_dir`, atomically.
 
     Everything is written to a hidden temporary folder next to `out_dir`, checked, and
-    only then renamed onto `out_dir` (an existing `out_dir` is replaced).
+    only then renamed onto `out_dir`. An existing `out_dir` is replaced only if it is an
+    earlier export (see `check_destination`).
 
     Args:
         model: The `SVG` model to export.
@@ -29,6 +31,7 @@ def export_model(model, run, out_dir, export_config=ExportConfig()):
     Returns:
         {file name: largest absolute difference to the Keras model in the checks}.
     """
+    check_destination(out_dir)
     metadata = build_metadata(model, run, export_config, read_evaluation(run))
     opset = export_config.opset
     with staged_directory(out_dir, replace=True) as folder:
@@ -65,6 +68,7 @@ def export_run(run_dir=None, out_dir=None, export_config=ExportConfig(), task=No
     reason = why_not_creatable(out_dir.parent)
     if reason is not None:
         raise ExportError(f"{out_dir}: cannot create the output folder ({reason})")
+    check_destination(out_dir)
     model = run.load_model()
     if run_task == "pose":
         return out_dir, export_pose_model(model, run, out_dir, export_config, read_evaluation(run))
