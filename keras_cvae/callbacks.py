@@ -108,7 +108,9 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     At an epoch's end it writes, each atomically and in this order, the checkpoint (model
     and optimizer weights, then its JSON state: position and history), log.csv from that
-    history, model.keras and run.json; then it prunes old checkpoints. A kill at any
+    history, model.keras and run.json; then it prunes old checkpoints. A resumed run's
+    run.json is first written here, with its first checkpoint: a resume that fails or
+    diverges before one leaves the file as it was. A kill at any
     moment leaves the newest complete checkpoint, and the log is rewritten from a
     checkpoint's history on resume, so rows are never duplicated or lost.
 
@@ -170,6 +172,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         state = {"epoch": self.epoch, "step": self.step, "history": self.history, "metrics": metrics,
                  "random_state": random_state(self.model)}
         self.run.write_checkpoint(self.run.checkpoint(self.epoch, self.step), self.model.save_weights, state)
+        self.run.write_info(self.info)  # a resume's settings, once it has a checkpoint of its own
         self.run.prune_checkpoints(self.keep)
         self.last_backup = (self.step, time.monotonic())
 

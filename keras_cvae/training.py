@@ -52,8 +52,9 @@ class TrainingJob:
         verbose: Keras progress output: "auto", 0, 1 (bar) or 2 (a line per epoch).
         backup_every_steps: Mid-epoch backup interval in steps (0: none).
         backup_minutes: Mid-epoch backup interval in minutes (0: none).
-        data_engine: `make_dataset` engine ("tf", "numpy" or None for its default). With
-            "numpy" a resumed run continues the exact data stream of an uninterrupted one.
+        data_engine: `make_dataset` engine ("tf", "numpy" or None: a resumed run's own,
+            recorded in run.json, else the default). With "numpy" a resumed run continues
+            the exact data stream of an uninterrupted one.
         devices: Devices each batch is split over (data parallelism, see
             `backends.data_parallel`, JAX only); None: every GPU on JAX, else 1.
         task: "bair" or "pose" (see `keras_cvae.tasks`); a resumed run keeps its own.
@@ -327,6 +328,8 @@ def _device_count(job: TrainingJob, train_config: TrainConfig) -> int:
 
 def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpoint, job: TrainingJob,
                   started: float):
+    # The engine a run started with, unless asked otherwise: each has its own data stream.
+    engine = job.data_engine or info.get("data_engine") or _default_engine()
     keras.mixed_precision.set_global_policy(train_config.precision)
     keras.utils.set_random_seed(train_config.seed)
     task = tasks.task_of(info)
@@ -344,10 +347,12 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
     model_file_lags = checkpoint is not None and step == 0 and info.get("epochs_done") != epoch
     info["epochs_done"] = epoch
     info["backend"] = keras.backend.backend()  # of the latest session: resume may switch
-    run.write_info(info)
+    info["data_engine"] = engine
+    if checkpoint is None:  # a new run claims its folder; a resume writes with its first checkpoint
+        run.write_info(info)
 
     with task.data_errors(info["data"]):
-        val_data = ValidationBatches(task.validation_batches(info, train_config, job.data_engine))
+        val_data = ValidationBatches(task.validation_batches(info, train_config, engine))
     title = f"{run.path.name}: {info['preset']} preset, KL {train_config.kl}"
     curves = CurvePlotter(run.path / "curves.png", history, title)
     gifs = SampleGif(run.samples_dir, val_data[0], model.config.n_past, model.config.latent_shape,
@@ -392,7 +397,7 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         start = first_epoch * train_config.steps_per_epoch + first_step
         with task.data_errors(info["data"]):
             model.fit(
-                task.training_data(info, train_config, job.data_engine, start),
+                task.training_data(info, train_config, engine, start),
                 epochs=epochs,
                 initial_epoch=first_epoch,
                 steps_per_epoch=steps,
@@ -419,7 +424,8 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
             atomic_save(run.model_file, lambda path: model.save(path, include_optimizer=False))
         info["epochs_done"] = len(history.get("loss", ()))
         info["time_limit"]["stopped"] = {"epoch": spent.epoch, "step": spent.step}
-        run.write_info(info)
+        if _optimizer_step(model) > first_step:  # this session saved a checkpoint
+            run.write_info(info)
         return result(_budget_note(job, model, train_config, info["time_limit"],
                                    f"{spent}, before its plan's end"))
     if budget is None:
@@ -439,6 +445,12 @@ def _budget_note(job: TrainingJob, model, train_config: TrainConfig, budget_reco
         schedules = (f"the schedules at {progress:.0%} of their course (the run slowed down; "
                      "fewer --steps-per-epoch plan more finely)")
     return f"time limit of {job.time_limit_minutes:g} min: {how}, with {schedules}"
+
+
+def _default_engine() -> str:
+    from keras_cvae.data.pipeline import resolve_engine
+
+    return "tf" if resolve_engine() == "tf" else "numpy"
 
 
 def _optimizer_step(model) -> int:

@@ -12,6 +12,7 @@ import pytest
 
 from keras_cvae import training
 from keras_cvae.config import get_preset
+from keras_cvae.data import DataError
 from keras_cvae.run_folder import RunError, RunFolder
 from keras_cvae.schedules import schedules_from_config
 
@@ -170,10 +171,21 @@ def test_a_resumed_run_that_diverges_damages_nothing(interrupted_then_resumed, t
                                  resume_changes={"epochs": 4, "learning_rate": 1e30})
     with pytest.raises(RunError, match="diverged at epoch 3 .*last good checkpoint \\(epoch-0002\\)"):
         training.train(resume)
-    after = file_digests(copy)
-    after.pop(Path("run.json"))  # records the attempt to resume
-    before.pop(Path("run.json"))
-    assert after == before  # checkpoints, model.keras, log.csv, curves and GIFs untouched
+    # run.json, checkpoints, model.keras, log.csv, curves and GIFs untouched: the run
+    # resumes as it did before the attempt.
+    assert file_digests(copy) == before
+
+
+def test_a_resume_that_fails_on_its_data_leaves_run_json_as_it_was(interrupted_then_resumed, tmp_path):
+    job, _, result = interrupted_then_resumed
+    copy = tmp_path / "run"
+    shutil.copytree(result.run.path, copy)
+    before = file_digests(copy)
+    with pytest.raises(DataError, match="TYPO"):
+        training.train(dataclasses.replace(job, out=None, resume=copy, data=str(tmp_path / "TYPO"),
+                                           resume_changes={"epochs": 4}))
+    assert file_digests(copy) == before
+    assert json.loads((copy / "run.json").read_text())["data_engine"] in ("tf", "numpy")
 
 
 def test_a_backup_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, generated_dir):
