@@ -99,6 +99,15 @@ def test_files_sorted_by_start_index_not_name(tmp_path):
     assert names == ["traj_0_to_255.tfrecords", "traj_256_to_511.tfrecords", "traj_1024_to_1279.tfrecords"]
 
 
+def test_a_write_cut_short_is_not_data(small_bair_dir):
+    # What a killed atomic write leaves: a hidden temporary beside the files, with their suffix.
+    root, _ = small_bair_dir
+    partial = root / "train" / ".traj_5_to_9.tmp-123-abcd.tfrecords"
+    partial.write_bytes((root / "train" / bair.file_name(0, 2)).read_bytes()[:-7])
+    assert partial.name not in [p.name for p in bair.list_tfrecord_files(root / "train")]
+    assert all(".tmp-" not in name for name in bair.validate_tfrecords(root))
+
+
 def test_generator_same_seed_identical_files_different_seed_differs(tmp_path):
     a = write_generated_dataset(tmp_path / "a", n_train=3, n_test=1, seed=5, workers=2, progress=False)
     b = write_generated_dataset(tmp_path / "b", n_train=3, n_test=1, seed=5, workers=1, progress=False)

@@ -83,8 +83,10 @@ def test_the_killed_run_ends_as_the_uninterrupted_one(straight_and_killed):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
                                       err_msg=a.path)
     assert killed.read_info()["epochs_done"] == EPOCHS
+    # run.json records a resume with its first checkpoint: the one killed in validation
+    # saved none, and the last found the run finished.
     assert [r["from"] for r in killed.read_info()["resumes"]] == [
-        "epoch-0001-step-000001", "epoch-0001-step-000002", "epoch-0001-step-000002", "epoch-0002"]
+        "epoch-0001-step-000001", "epoch-0001-step-000002"]
 
 
 def test_nothing_a_kill_left_half_written_remains(straight_and_killed):

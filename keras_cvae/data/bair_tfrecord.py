@@ -83,6 +83,7 @@ def list_tfrecord_files(split_dir) -> list:
     """The `*.tfrecords` files of a split directory, sorted by their start index.
 
     Files not named `traj_A_to_B.tfrecords` come after the named ones, sorted by name.
+    Hidden files (unfinished atomic writes) are left out.
 
     Args:
         split_dir: A directory such as `softmotion30_44k/train`.
@@ -93,7 +94,9 @@ def list_tfrecord_files(split_dir) -> list:
     split_dir = Path(split_dir)
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: directory not found")
-    files = [p for p in split_dir.iterdir() if p.name.endswith(FILE_SUFFIX) and p.is_file()]
+    # Hidden files are writes in progress (or cut short by a kill), never data.
+    files = [p for p in split_dir.iterdir()
+             if p.name.endswith(FILE_SUFFIX) and not p.name.startswith(".") and p.is_file()]
     if not files:
         raise DataError(f"{split_dir}: no {FILE_SUFFIX} files")
 
@@ -326,7 +329,8 @@ def validate_tfrecords(directory, *, progress: bool = False) -> dict:
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"{directory}: directory not found")
-    files = sorted(directory.rglob(f"*{FILE_SUFFIX}"))
+    files = sorted(p for p in directory.rglob(f"*{FILE_SUFFIX}")
+                   if not any(part.startswith(".") for part in p.relative_to(directory).parts))
     if not files:
         raise DataError(f"{directory}: no {FILE_SUFFIX} files")
     counts = {}
