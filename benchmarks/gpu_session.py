@@ -12,8 +12,11 @@
    step time of each teacher-forcing branch, sequences/s, peak GPU memory, and the input
    pipeline's batches/s beside the steps/s (does it keep up?). Each configuration runs in
    its own process with what is left of the bench's share of the deadline.
-4. flagship: `train.py --time-limit` with the time left, minus the packaging reserve.
-5. package: the flagship's weights in float16 parts under the return limits, with
+4. flagship: `train.py --time-limit` with the time left, minus the reserve of the stages after it.
+5. evaluate: the flagship, 2 -> 10 on the test split (1 sample, best of N, copy-last
+   beside) on JAX, its summary kept in summary.json: the figures come back even if the
+   weights do not.
+6. package: the flagship's weights in float16 parts under the return limits, with
    run.json, log.csv, curves.png and the last sample GIF.
 
 `summary.json` is rewritten after every stage (ran / skipped / failed, seconds, figures)
@@ -55,9 +58,11 @@ class SessionPlan:
         bench_share: Fraction of the deadline the bench may use.
         flagship_preset: Preset of the flagship run.
         flagship_flags: Further train.py flags of the flagship.
-        package_reserve_s: Seconds kept for splitting and copying the flagship's files.
+        after_flagship_s: Seconds kept after the flagship for its evaluation and packaging.
         flagship_minutes_cap: Longest flagship training in minutes, or None: all the time
             left (a rehearsal proves the chain, and a busy CPU only stretches it).
+        eval_samples: Samples per test sequence of the flagship's evaluation (best of N).
+        eval_sequences: Test sequences it scores, or None: all.
     """
 
     deadline_s: float
@@ -69,8 +74,10 @@ class SessionPlan:
     bench_share: float
     flagship_preset: str
     flagship_flags: tuple
-    package_reserve_s: float
+    after_flagship_s: float
     flagship_minutes_cap: Optional[float] = None
+    eval_samples: int = 5
+    eval_sequences: Optional[int] = None
 
 
 MODES = {
@@ -79,13 +86,13 @@ MODES = {
         bench_configs=(("mixed_bfloat16", 64), ("mixed_bfloat16", 128), ("float32", 64)),
         bench_steps=20, bench_share=0.3, flagship_preset="medium",
         flagship_flags=("--precision", "mixed_bfloat16", "--batch-size", "64", "--steps-per-epoch", "200"),
-        package_reserve_s=45,
+        after_flagship_s=75,
     ),
     "rehearse": SessionPlan(
         deadline_s=300, train_sequences=520, test_sequences=8, bench_preset="tiny",
         bench_configs=(("float32", 4),), bench_steps=2, bench_share=0.5,
         flagship_preset="tiny", flagship_flags=("--batch-size", "4", "--steps-per-epoch", "4"),
-        package_reserve_s=60, flagship_minutes_cap=0.75,
+        after_flagship_s=60, flagship_minutes_cap=0.75, eval_samples=2, eval_sequences=4,
     ),
 }
 
@@ -212,7 +219,7 @@ def bench(session: Session, data: Path) -> dict:
 
 def flagship(session: Session, data: Path) -> dict:
     run = session.work / "flagship"
-    minutes = (session.left() - session.plan.package_reserve_s - 20) / 60  # 20 s: imports, model build
+    minutes = (session.left() - session.plan.after_flagship_s - 20) / 60  # 20 s: imports, model build
     minutes = min(minutes, session.plan.flagship_minutes_cap or minutes)
     if minutes < 0.5:
         raise RuntimeError(f"only {minutes * 60:.0f} s left for training")
@@ -220,7 +227,7 @@ def flagship(session: Session, data: Path) -> dict:
                "--kl", "cyclical", "--data", data, "--data-engine", "numpy", "--out", run,
                "--time-limit", f"{minutes:.2f}", "--verbose", "2", *session.plan.flagship_flags]
     try:
-        done = session.run(command, timeout=session.left() - session.plan.package_reserve_s)
+        done = session.run(command, timeout=session.left() - session.plan.after_flagship_s)
         status = done.returncode
     except subprocess.TimeoutExpired:
         status = "killed at the deadline"
@@ -230,6 +237,20 @@ def flagship(session: Session, data: Path) -> dict:
     return {"exit": status, "run": str(run), "time_limit_minutes": round(minutes, 2),
             "epochs_done": info.get("epochs_done"), "time_limit": info.get("time_limit"),
             "train": info.get("train")}
+
+
+def evaluate(session: Session, run: Path, data: Path) -> dict:
+    out = session.work / "eval"
+    command = [sys.executable, "scripts/evaluate.py", "--run", run, "--backend", "jax", "--data", data,
+               "--split", "test", "--n-past", 2, "--horizon", 10, "--samples", session.plan.eval_samples,
+               "--out", out, "--quiet"]
+    if session.plan.eval_sequences:
+        command += ["--max-sequences", session.plan.eval_sequences]
+    done = session.run(command, timeout=session.left() - 30)
+    if done.returncode != 0:
+        raise RuntimeError(f"evaluate.py exited {done.returncode} (session.log)")
+    report = json.loads((out / "metrics.json").read_text())
+    return {"protocol": report["protocol"], "summary": report["summary"]}
 
 
 def package(session: Session, run: Path) -> dict:
@@ -402,16 +423,18 @@ def main(argv=None):
     session.stage("environment", environment, args.commit)
     data = session.stage("data", generate_data)
     if data["status"] != "ran":
-        for name in ("bench", "flagship", "package"):
+        for name in ("bench", "flagship", "evaluate", "package"):
             session.skip(name, "no data")
     else:
         data_path = Path(data["path"])
         session.stage("bench", bench, data_path)
         trained = session.stage("flagship", flagship, data_path)
         if trained["status"] == "ran":
+            session.stage("evaluate", evaluate, Path(trained["run"]), data_path)
             session.stage("package", package, Path(trained["run"]))
         else:
-            session.skip("package", "no flagship model")
+            for name in ("evaluate", "package"):
+                session.skip(name, "no flagship model")
     fit_return_limits(session)
     problems = check_return_limits(out)
     session.summary["return_limits"] = problems or "ok"

@@ -21,7 +21,7 @@ from keras_cvae.model import SVG
 from keras_cvae.schedules import KLAnnealing, TeacherForcing
 import jax_rerun
 from model_weights import randomize_weights
-from no_tensorflow import ROOT, run_without_tensorflow
+from no_tensorflow import ROOT
 
 pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
 
@@ -136,34 +136,6 @@ def test_schedules_see_the_current_step_inside_one_jitted_fit_on_jax(jax_results
         expected = ops.convert_to_numpy(schedule(steps))
         np.testing.assert_allclose(per_step, expected, atol=1e-5)
         assert len(set(np.round(per_step, 4))) > 1, name
-
-
-def test_training_and_evaluation_on_jax_without_tensorflow(tmp_path, generated_dir):
-    run = tmp_path / "run"
-    result = run_without_tensorflow(f"""
-        import dataclasses, json
-        import keras
-        from keras_cvae.config import get_preset
-        from keras_cvae.evaluation import EvalConfig, evaluate_run
-        from keras_cvae.training import TrainingJob, train
-
-        assert keras.backend.backend() == "jax"
-        preset = get_preset("tiny")
-        job = TrainingJob(model=preset.model,
-                          train=dataclasses.replace(preset.train, epochs=1, steps_per_epoch=2),
-                          data={str(generated_dir)!r}, out={str(run)!r}, preset="tiny", verbose=0)
-        result = train(job)
-        report = evaluate_run(EvalConfig(run={str(run)!r}, samples=2, max_sequences=3, progress=False))
-        print(json.dumps({{"history": result.history, "protocol": report["protocol"]}}))
-    """, env={"KERAS_BACKEND": "jax"})
-    output = json.loads(result.stdout.strip().splitlines()[-1])
-    assert np.isfinite(output["history"]["loss"][-1])
-    assert output["protocol"]["backend"] == "jax" and output["protocol"]["sequences"] == 3
-    info = json.loads((run / "run.json").read_text())
-    assert info["backend"] == "jax" and info["epochs_done"] == 1
-    # The run trained on JAX loads on TensorFlow, as export needs.
-    model = keras.saving.load_model(run / "model.keras", compile=False)
-    assert ops.convert_to_numpy(model(check_inputs())).shape == (2, TINY.n_future, 64, 64, 3)
 
 
 def test_marked_tests_pass_on_jax(jax_run):

@@ -2,7 +2,7 @@
 
 The rehearsal runs `benchmarks/gpu_session.sh rehearse` exactly as the GPU machine runs the
 real session: Keras installed from wheel files into a target folder, TensorFlow
-unimportable, JAX; then `benchmarks/gpu_return.py` turns the returned files into an
+unimportable, JAX (so it trains and evaluates with no TensorFlow, through the scripts); then `benchmarks/gpu_return.py` turns the returned files into an
 exported, evaluated model. The return limits' checker is tested on its own too.
 """
 
@@ -58,7 +58,7 @@ def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_mode
     summary = json.loads((out / "summary.json").read_text())
     assert summary["elapsed_s"] <= 300 + 15  # the deadline holds, give or take a process exit
     assert {name: stage["status"] for name, stage in summary["stages"].items()} == {
-        name: "ran" for name in ("environment", "data", "bench", "flagship", "package")}
+        name: "ran" for name in ("environment", "data", "bench", "flagship", "evaluate", "package")}
     assert summary["stages"]["environment"]["backend"] == "jax"
     first = summary["stages"]["bench"]["configs"]["float32-b4"]
     assert first["status"] == "ran" and first["first_step_s"] > first["teacher_forced"]["step_s_median"] > 0
@@ -66,6 +66,10 @@ def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_mode
     flagship = summary["stages"]["flagship"]
     # However busy the machine, the budgeted run ends in time with a model to return.
     assert flagship["exit"] == 0 and flagship["time_limit"]["minutes"] == 0.75
+    # Trained and evaluated on JAX without TensorFlow; the way back loads it on TensorFlow.
+    evaluated = summary["stages"]["evaluate"]
+    assert evaluated["protocol"]["backend"] == "jax" and evaluated["protocol"]["sequences"] == 4
+    assert np.isfinite(evaluated["summary"]["model_single"]["psnr"]["mean"])
     assert summary["return_limits"] == "ok" and check_return_limits(out) == []
     assert (out / "flagship" / "weights.json").is_file()
 
