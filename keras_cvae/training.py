@@ -426,8 +426,8 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         info["time_limit"]["stopped"] = {"epoch": spent.epoch, "step": spent.step}
         if _optimizer_step(model) > first_step:  # this session saved a checkpoint
             run.write_info(info)
-        return result(_budget_note(job, model, train_config, info["time_limit"],
-                                   f"{spent}, before its plan's end"))
+        how = f"{spent}, before its plan's end" if spent.step else f"stopped after epoch {spent.epoch} as planned"
+        return result(_budget_note(job, model, train_config, info["time_limit"], how))
     if budget is None:
         return result()
     return result(_budget_note(job, model, train_config, info["time_limit"],

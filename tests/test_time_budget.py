@@ -86,25 +86,25 @@ def test_a_budgeted_run_stops_at_its_planned_epoch_with_its_schedules_complete(g
 
 
 def test_a_budget_spent_mid_epoch_leaves_a_backup_that_resumes(generated_dir, tmp_path, fake_clock):
-    # 6 "seconds" and an epoch of 12 one-second steps: the run starts at 1 s, its first step
-    # ends at 3 s, and after the fourth (6 s) one more would end past 7 s: it stops there.
-    job = tiny_job(generated_dir, out=tmp_path / "run", time_limit_minutes=0.1)
-    job = dataclasses.replace(job, train=dataclasses.replace(job.train, steps_per_epoch=12))
+    # 3 "seconds" and an epoch of 6 one-second steps: the run starts at 1 s, its first step
+    # ends at 3 s, and after the second (4 s) one more would end past 4 s: it stops there.
+    job = tiny_job(generated_dir, out=tmp_path / "run", time_limit_minutes=0.05)
+    job = dataclasses.replace(job, train=dataclasses.replace(job.train, steps_per_epoch=6))
     result = training.train(job)
     run = RunFolder(tmp_path / "run")
-    assert result.steps == 4 and "4 steps into epoch 1" in result.budget_note
-    assert [c.name for c in run.checkpoints()] == ["epoch-0000-step-000004"]
+    assert result.steps == 2 and "2 steps into epoch 1" in result.budget_note
+    assert [c.name for c in run.checkpoints()] == ["epoch-0000-step-000002"]
     assert run.model_file.is_file()
-    assert json.loads(run.run_file.read_text())["time_limit"]["stopped"] == {"epoch": 0, "step": 4}
+    assert json.loads(run.run_file.read_text())["time_limit"]["stopped"] == {"epoch": 0, "step": 2}
     resume = dataclasses.replace(job, out=None, resume=run.path, time_limit_minutes=None)
     with pytest.raises(RunError, match="--time-limit"):
         training.train(resume)
     with pytest.raises(RunError, match="--epochs cannot extend it"):
         training.train(dataclasses.replace(resume, resume_changes={"epochs": 5}))
     fake_clock.now = 0.0
-    # It finishes the epoch (8 steps, to 10 s), then 21 s are left for one more (13 s).
-    resumed = training.train(dataclasses.replace(resume, time_limit_minutes=0.5))
-    assert resumed.steps == 24 and resumed.session_steps == 20
+    # It finishes the epoch (4 steps, to 6 s), then 9 s are left for one more (7 s).
+    resumed = training.train(dataclasses.replace(resume, time_limit_minutes=0.25))
+    assert resumed.steps == 12 and resumed.session_steps == 10
 
 
 def test_a_time_limit_must_be_a_positive_number_of_minutes(generated_dir):
