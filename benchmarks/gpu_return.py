@@ -6,8 +6,8 @@
 In one command: (1) the returned float16 weight parts are joined into the model that the
 returned run.json describes and written as a run folder (`--run-dir`, default
 runs/<NAME>), its data pointed at the embedded dataset, whose test split the session's
-generated data shares; (2) the run is evaluated 2 -> 10 on the test split (1 sample and
-best of `--samples`, copy-last beside); (3) it is exported on TensorFlow with the parity
+generated data shares; (2) the run is evaluated 2 -> 10 on the test split of the embedded
+dataset (or `--data`): 1 sample and best of `--samples`, copy-last beside; (3) it is exported on TensorFlow with the parity
 check (SavedModel, model.onnx, step.onnx, metadata.json with the evaluation); (4) one
 test sequence goes beside it as `example/` (context and true frames, conditions, and the
 truth-vs-prediction GIF and strip), as the shipped model has.
@@ -37,6 +37,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", type=Path, required=True, help="the export folder, e.g. saved_models/NAME")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="where returned parts become a run folder (default: runs/<out name>)")
+    parser.add_argument("--data", default=None,
+                        help="dataset whose test split is scored and gives the example (default: the "
+                        "embedded dataset, generated once into the cache, as the shipped model's)")
     parser.add_argument("--samples", type=int, default=5, help="samples per sequence for best of N (default: 5)")
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="evaluate only the first sequences of the test split (default: all)")
@@ -85,16 +88,15 @@ def run_from_parts(returned: Path, run_dir: Path):
     return RunFolder(run_dir)
 
 
-def write_example(run, out: Path, evaluation: dict):
-    """Copies test sequence 0 (frames, conditions) and its GIF and strip into `out/example/`."""
+def write_example(data, out: Path, evaluation: dict):
+    """Copies test sequence 0 of `data` (frames, conditions) and its GIF and strip into `out/example/`."""
     from PIL import Image
 
     from keras_cvae.data import iterate_numpy, make_dataset
 
     example = out / "example"
     example.mkdir(exist_ok=True)
-    batch = next(iterate_numpy(make_dataset(run.read_info().get("data"), "test", n_past=2, n_future=10,
-                                            batch_size=1, training=False)))
+    batch = next(iterate_numpy(make_dataset(data, "test", n_past=2, n_future=10, batch_size=1, training=False)))
     for t, frame in enumerate(batch["frames"][0]):
         Image.fromarray(np.round(frame * 255).astype(np.uint8)).save(example / f"{t}.png")
     conditions = batch["conditions"][0]
@@ -108,6 +110,22 @@ def write_example(run, out: Path, evaluation: dict):
 def main(argv=None):
     args = parse_args(argv)
     select_backend("tensorflow")  # export needs it; evaluation runs on it too
+    from keras_cvae.data import DataError
+    from keras_cvae.evaluation import EvaluationError
+    from keras_cvae.export import ExportError
+    from keras_cvae.run_folder import RunError
+    from keras_cvae.weight_parts import WeightPartsError
+
+    try:
+        return way_back(args)
+    except (DataError, EvaluationError, ExportError, RunError, WeightPartsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def way_back(args) -> int:
+    """Parts or a run folder -> run folder -> evaluation -> export with its example."""
+    from keras_cvae.data.embedded import ensure_embedded_dataset
     from keras_cvae.evaluation import EvalConfig, evaluate_run
     from keras_cvae.export import export_run
     from keras_cvae.run_folder import RunFolder
@@ -118,13 +136,15 @@ def main(argv=None):
     else:
         run = run_from_parts(source, args.run_dir or ROOT / "runs" / args.out.name)
     print(f"run folder: {run.path}")
-    evaluation = evaluate_run(EvalConfig(run=str(run.path), split="test", n_past=2, horizon=10, samples=args.samples,
+    data = args.data or str(ensure_embedded_dataset())
+    evaluation = evaluate_run(EvalConfig(run=str(run.path), data=data, split="test", n_past=2, horizon=10,
+                                         samples=args.samples,
                                          max_sequences=args.max_sequences, progress=True))
     print(evaluation["table"])
     out, differences = export_run(run.path, args.out)
     print(f"exported to {out} (max difference to Keras: "
           + ", ".join(f"{name} {value:.2g}" for name, value in differences.items()) + ")")
-    write_example(run, out, evaluation)
+    write_example(data, out, evaluation)
     print(f"example sequence: {out / 'example'}")
     return 0
 

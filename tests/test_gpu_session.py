@@ -72,11 +72,16 @@ def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_mode
     assert np.isfinite(evaluated["summary"]["model_single"]["psnr"]["mean"])
     assert summary["return_limits"] == "ok" and check_return_limits(out) == []
     assert (out / "flagship" / "weights.json").is_file()
+    broken = subprocess.run([sys.executable, "benchmarks/gpu_return.py", str(tmp_path), "--out",
+                             str(tmp_path / "nowhere")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert broken.returncode == 1 and broken.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "flagship/run.json: missing" in broken.stderr and not (tmp_path / "nowhere").exists()
 
     export = tmp_path / "export"
     returned = subprocess.run(
         [sys.executable, "benchmarks/gpu_return.py", str(out), "--out", str(export), "--run-dir",
-         str(tmp_path / "run"), "--samples", "2", "--max-sequences", "4"],
+         str(tmp_path / "run"), "--samples", "2", "--max-sequences", "4",
+         "--data", summary["stages"]["data"]["path"]],  # the embedded dataset's seed, as there
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600)
     assert returned.returncode == 0, returned.stdout[-3000:] + returned.stderr[-3000:]
     metadata = json.loads((export / "metadata.json").read_text())
