@@ -324,6 +324,15 @@ def evaluate_flag(flag, value):
                                    flag, value], flag)
 
 
+def save_predictions_case(target, names):
+    def case(tmp_path, run):
+        (tmp_path / "folder").mkdir()
+        path = target.format(tmp=tmp_path, file=a_file(tmp_path))
+        return (["--run", str(run.path), "--out", str(tmp_path / "eval"), *EVALUATE, "--save-predictions", path],
+                names)
+    return case
+
+
 def evaluate_bair(fault):
     def case(tmp_path, run):
         root, bad = bair_corpus_dir(tmp_path / "ds", "test", fault)
@@ -435,6 +444,9 @@ CORPUS = {
     "train --task pose with --latents": ("train", lambda tmp_path, run: (
         ["--task", "pose", "--latents", "hierarchical", "--out", str(tmp_path / "new")], "--latents")),
     # evaluate.py
+    "evaluate --save-predictions a folder": ("evaluate", save_predictions_case("{tmp}/folder", "folder: is a folder")),
+    "evaluate --save-predictions under a file": ("evaluate", save_predictions_case(
+        "{file}/preds.npz", "is a file, not a folder")),
     "evaluate --samples 0": ("evaluate", evaluate_flag("--samples", "0")),
     "evaluate --batch-size 0": ("evaluate", evaluate_flag("--batch-size", "0")),
     "evaluate --max-sequences 0": ("evaluate", evaluate_flag("--max-sequences", "0")),

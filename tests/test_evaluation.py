@@ -288,3 +288,13 @@ def test_malformed_record_is_a_data_error(tmp_path, tiny_run):
     with pytest.raises(DataError, match=rf"^{path}: record 1: image_aux1 missing or not 12288 bytes"):
         evaluate_run(EvalConfig(run=str(tiny_run.path), data=str(tmp_path / "ds"), samples=1,
                                 batch_size=2, out=str(tmp_path / "eval"), progress=False))
+
+
+def test_the_predictions_file_gets_the_npz_suffix_and_a_folder_is_refused(tmp_path):
+    from keras_cvae.evaluation.outputs import predictions_path
+
+    assert predictions_path(tmp_path / "preds") == tmp_path / "preds.npz"
+    assert predictions_path(tmp_path / "a.npz") == tmp_path / "a.npz"
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(EvaluationError, match="taken: is a folder"):
+        predictions_path(tmp_path / "taken")

@@ -6,8 +6,32 @@ from pathlib import Path
 import numpy as np
 
 from keras_cvae import plots, visualize
+from keras_cvae.evaluation.protocol import EvaluationError
 from keras_cvae.evaluation.report import series_label, series_scores
 from keras_cvae.files import atomic_save, atomic_write_text
+from keras_cvae.paths import why_not_creatable
+
+
+def predictions_path(path) -> Path:
+    """The file `--save-predictions PATH` writes: PATH, with ".npz" added if it has no such
+    suffix (as NumPy names it). Checked before an evaluation, not after it.
+
+    Args:
+        path: The path given.
+
+    Raises:
+        EvaluationError: It names a folder, or a place no file can be written.
+    """
+    path = Path(path)
+    if not path.is_dir() and path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    if path.is_dir():
+        raise EvaluationError(f"{path}: is a folder; --save-predictions takes a file, "
+                              f"e.g. {path / 'predictions.npz'}")
+    problem = why_not_creatable(path.parent)
+    if problem:
+        raise EvaluationError(f"{path}: cannot be written ({problem}) (--save-predictions)")
+    return path
 
 
 def write_metrics(out, report):
@@ -32,7 +56,7 @@ def save_predictions(path, result):
     the 8-bit rounding only (far below 0.01 dB).
 
     Args:
-        path: Destination .npz file.
+        path: Destination .npz file (see `predictions_path`).
         result: An `EvalResult` made with keep_all=True.
     """
     indices = sorted(result.kept)
@@ -46,8 +70,14 @@ def save_predictions(path, result):
         "horizon": np.asarray(result.horizon),
         "pixel_format": np.asarray("uint8, value / 255 gives the [0, 1] frames the metrics use"),
     }
-    atomic_save(Path(path), lambda temporary: np.savez_compressed(temporary, **arrays))
-    return Path(path)
+    path = predictions_path(path)
+
+    def save(temporary):
+        with open(temporary, "wb") as stream:  # a stream: NumPy adds no suffix to the temporary name
+            np.savez_compressed(stream, **arrays)
+
+    atomic_save(path, save)
+    return path
 
 
 def write_pictures(out, result, report, gif_sequences):

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from keras_cvae import tasks
-from keras_cvae.evaluation.outputs import save_predictions, write_metrics, write_pictures
+from keras_cvae.evaluation.outputs import predictions_path, save_predictions, write_metrics, write_pictures
 from keras_cvae.evaluation.protocol import EvalConfig, EvaluationError
 from keras_cvae.evaluation.report import build_report, format_table
 from keras_cvae.evaluation.scoring import evaluate_model
@@ -29,6 +29,8 @@ def evaluate_run(config: EvalConfig):
             fit the model.
     """
     started = time.perf_counter()
+    if config.save_predictions is not None:
+        predictions_path(config.save_predictions)  # a bad path fails now, not after the evaluation
     run = RunFolder(Path(config.run)) if config.run is not None else latest_run(config.runs_root)
     info = run.read_info()
     task = tasks.task_of(info)
