@@ -137,6 +137,25 @@ def draw_noise(samples, n_future, noise_dim, seed):
     return rng.standard_normal((samples, n_future, noise_dim)).astype(np.float32)
 
 
+def conditions_kind(sources):
+    """The task whose inputs `--conditions` names: "bair" (CSV files, or a folder holding
+    them), "pose" (PNG files, or a folder of PNGs), or None when it cannot tell (the file
+    readers then say what is wrong).
+
+    Args:
+        sources: The paths given as conditions.
+    """
+    names = []
+    for source in map(Path, sources):
+        names += [p.name for p in source.iterdir()] if source.is_dir() else [source.name]
+    suffixes = {Path(name).suffix.lower() for name in names}
+    if ".csv" in suffixes:
+        return "bair"
+    if suffixes == {".png"}:
+        return "pose"
+    return None
+
+
 def predict_files(config):
     """Reads the inputs, predicts `config.samples` futures with onnxruntime, writes them.
 
@@ -150,7 +169,14 @@ def predict_files(config):
     if reason is not None:
         raise InferenceError(f"{config.out_dir}: cannot create the output folder ({reason})")
     metadata = read_metadata(config.model_dir)
-    if metadata.get("task") == "pose":
+    task = metadata.get("task", "bair")
+    given = conditions_kind(config.conditions)
+    if given is not None and given != task:
+        wanted = ("a first frame and pose-label PNGs" if task == "pose" else
+                  "context frames and actions.csv + endeffector_positions.csv (or one 7-column CSV)")
+        raise InferenceError(f"{config.model_dir}: a {task} export, which takes {wanted}; the conditions "
+                             f"given ({config.conditions[0]}) are the inputs of a {given} export")
+    if task == "pose":
         return predict_pose_files(config, metadata, config.model_dir)
     model = ExportedModel(config.model_dir, metadata)
     context = read_context(config.context, model.n_past, model.image_size, model.channels)

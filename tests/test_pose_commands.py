@@ -1,6 +1,7 @@
 """The pose task end to end through its commands: train, 630-frame evaluation, export, ONNX prediction."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def test_the_wrong_task_is_refused(pose_run, capsys):
     assert "a pose run, not a bair one" in capsys.readouterr().err
 
 
-def test_export_parity_and_onnx_prediction_from_pose_pngs(pose_run, tmp_path):
+def test_export_parity_and_onnx_prediction_from_pose_pngs(pose_run, tmp_path, capsys):
     root, data = pose_run
     assert export.main(["--run", str(root / "run"), "--task", "pose", "--out", str(root / "export")]) == 0
     metadata = json.loads((root / "export" / "metadata.json").read_text())
@@ -55,3 +56,16 @@ def test_export_parity_and_onnx_prediction_from_pose_pngs(pose_run, tmp_path):
                               "--conditions", str(labels), "--out", str(out), "--samples", "2"]) == 0
     predicted = np.load(out / "predictions.npz")["frames"]
     assert predicted.shape == (2, 3, 32, 64, 3) and (out / "sample_1.gif").is_file()
+    # Inputs of the other task: one line naming both, and nothing written.
+    shipped = Path(__file__).resolve().parents[1] / "saved_models" / "svg-small-cpu"
+    for model_dir, context, conditions, task in (
+        (root / "export", shipped / "example" / "0.png", shipped / "example" / "actions.csv", "pose"),
+        (shipped, data / "val" / "val_img" / "frame0.png", labels, "bair"),
+    ):
+        capsys.readouterr()
+        argv = ["--model-dir", str(model_dir), "--context", str(context), "--conditions", str(conditions),
+                "--out", str(tmp_path / "other")]
+        assert predict_onnx.main(argv) == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {model_dir}: a {task} export")
+        assert str(conditions) in lines[0] and not (tmp_path / "other").exists()
