@@ -10,6 +10,7 @@ import datetime
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -215,11 +216,17 @@ def _reopen(run: RunFolder, job: TrainingJob):
 
 
 def _load_checkpoint(model, checkpoint: Checkpoint):
-    try:
-        model.load_weights(checkpoint.weights_path)
-    except Exception as error:  # h5py and Keras raise many types for a damaged or foreign file.
-        raise RunError(f"{checkpoint.weights_path}: cannot be loaded into this run's model "
-                       f"({type(error).__name__}: {error})") from None
+    # Keras warns about every part that does not fit before it raises: the one line below
+    # says it all, so its warnings are kept back.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model.load_weights(checkpoint.weights_path)
+        except Exception as error:  # h5py and Keras raise many types for a damaged or foreign file.
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise RunError(f"{checkpoint.weights_path}: cannot be loaded into this run's model, a "
+                           f"damaged file or weights of another architecture than run.json's "
+                           f"({type(error).__name__}: {first_line})") from None
 
 
 def compile_model(model, train_config: TrainConfig):
