@@ -201,13 +201,18 @@ class RunFolder:
         a crash never leaves the folder locked.
 
         Raises:
-            RunError: Another process holds the lock.
+            RunError: Another process holds the lock, or the folder cannot be written.
         """
         created_folder = not self.path.exists()
-        self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path / LOCK_FILE
         created_lock = not lock_path.exists()
-        with open(lock_path, "a+") as stream:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            stream = open(lock_path, "a+")
+        except OSError as error:  # a read-only file system, no permission
+            raise RunError(f"{self.path}: cannot be written ({error.strerror}); a run needs a "
+                           "writable folder: copy it somewhere writable to resume it") from None
+        with stream:
             if not _try_lock(stream):
                 stream.seek(0)
                 owner = stream.read().strip() or "unknown"

@@ -298,3 +298,15 @@ def test_the_predictions_file_gets_the_npz_suffix_and_a_folder_is_refused(tmp_pa
     (tmp_path / "taken").mkdir()
     with pytest.raises(EvaluationError, match="taken: is a folder"):
         predictions_path(tmp_path / "taken")
+
+
+def test_a_run_folder_that_cannot_be_written_points_at_out(tmp_path, write_run, monkeypatch):
+    import keras_cvae.paths
+
+    run = write_run(tmp_path / "run", SVG(get_preset("tiny").model, seed=0))
+    real_access = keras_cvae.paths.os.access
+    monkeypatch.setattr(keras_cvae.paths.os, "access",
+                        lambda path, mode: False if Path(path) == run.path else real_access(path, mode))
+    with pytest.raises(EvaluationError, match=rf"{run.path / 'eval'}: cannot be written .*pass --out"):
+        evaluate_run(EvalConfig(run=str(run.path), progress=False))
+    assert not (run.path / "eval").exists()

@@ -103,3 +103,19 @@ def test_a_checkpoint_of_another_architecture_is_named(tmp_path):
             _load_checkpoint(model, checkpoint)
     assert len(str(error.value).splitlines()) == 1 and "another architecture" in str(error.value)
     assert [str(w.message) for w in caught if "load" in str(w.message).lower()] == []  # Keras's kept back
+
+
+def test_a_folder_that_cannot_be_written_is_named_in_one_line(tmp_path, monkeypatch):
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    real_open = open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(LOCK_FILE):
+            raise OSError(30, "Read-only file system")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", read_only)
+    with pytest.raises(RunError, match=rf"{run.path}: cannot be written \(Read-only file system\)"):
+        with run.lock():
+            pass

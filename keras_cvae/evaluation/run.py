@@ -9,6 +9,7 @@ from keras_cvae.evaluation.outputs import predictions_path, save_predictions, wr
 from keras_cvae.evaluation.protocol import EvalConfig, EvaluationError
 from keras_cvae.evaluation.report import build_report, format_table
 from keras_cvae.evaluation.scoring import evaluate_model
+from keras_cvae.paths import why_not_creatable
 from keras_cvae.run_folder import RunFolder, latest_run
 
 
@@ -40,6 +41,11 @@ def evaluate_run(config: EvalConfig):
                                  batch_size=config.batch_size or task.default_eval_batch)
     model_config = task.model_config(info)
     n_past, horizon = task.protocol(model_config, config.n_past, config.horizon)
+    out = Path(config.out) if config.out is not None else run.path / "eval"
+    problem = why_not_creatable(out)
+    if problem:  # found now, not after the evaluation
+        raise EvaluationError(f"{out}: cannot be written ({problem})"
+                              + ("; pass --out to write the evaluation elsewhere" if config.out is None else ""))
     model = run.load_model()
     source = config.data if config.data is not None else info.get("data")
     data = task.describe(source, model_config)
@@ -66,7 +72,6 @@ def evaluate_run(config: EvalConfig):
         )
     report = build_report(config, result, run=run, info=info, model_config=model_config, data=data)
     report["protocol"].update(task.protocol_notes)
-    out = Path(config.out) if config.out is not None else run.path / "eval"
     files = write_pictures(out, result, report, config.gif_sequences)
     if config.save_predictions is not None:
         files.append(str(save_predictions(config.save_predictions, result)))
