@@ -275,6 +275,22 @@ def sync_variables(model):
         model.jax_state_sync()
 
 
+def is_out_of_memory(error) -> bool:
+    """Whether `error` says that a step did not fit in the device's memory.
+
+    TensorFlow raises `ResourceExhaustedError`, JAX an `XlaRuntimeError` whose message
+    starts with RESOURCE_EXHAUSTED, NumPy and the host a `MemoryError`.
+
+    Args:
+        error: An exception raised by a training or evaluation step.
+    """
+    if isinstance(error, MemoryError):
+        return True
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return "ResourceExhaustedError" in names or (
+        "XlaRuntimeError" in names and "RESOURCE_EXHAUSTED" in str(error))
+
+
 # ---------------------------------------------------------------------- several devices
 def default_device_count():
     """Devices a training run uses unless told: every GPU (or TPU) on JAX, else 1."""

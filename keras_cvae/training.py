@@ -5,6 +5,7 @@ claiming or reopening its folder under the lock, the fit loop (with the partial 
 backup resumes into), and what a failure leaves behind. The pieces share the job's state.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import shutil
@@ -402,7 +403,7 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
 
     def fit(first_epoch, first_step, steps, epochs):
         start = first_epoch * train_config.steps_per_epoch + first_step
-        with task.data_errors(info["data"]):
+        with task.data_errors(info["data"]), _out_of_memory_errors(train_config):
             model.fit(
                 task.training_data(info, train_config, engine, start),
                 epochs=epochs,
@@ -452,6 +453,19 @@ def _budget_note(job: TrainingJob, model, train_config: TrainConfig, budget_reco
         schedules = (f"the schedules at {progress:.0%} of their course (the run slowed down; "
                      "fewer --steps-per-epoch plan more finely)")
     return f"time limit of {job.time_limit_minutes:g} min: {how}, with {schedules}"
+
+
+@contextlib.contextmanager
+def _out_of_memory_errors(train_config: TrainConfig):
+    """Turns a step that does not fit in memory into a one-line `RunError` on the batch size."""
+    try:
+        yield
+    except Exception as error:
+        if not backends.is_out_of_memory(error):
+            raise
+        smaller = max(1, train_config.batch_size // 4)
+        raise RunError(f"batch_size (--batch-size) {train_config.batch_size}: a training step does not "
+                       f"fit in memory; try a smaller batch, e.g. --batch-size {smaller}") from None
 
 
 def _default_engine() -> str:

@@ -220,3 +220,26 @@ def test_a_backup_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, genera
     for a, b in zip(straight.run.load_model().weights, resumed.run.load_model().weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
                                       err_msg=a.path)
+
+
+@pytest.mark.parametrize("error", ["tensorflow", "jax", "host"])
+def test_a_batch_that_does_not_fit_in_memory_ends_in_one_line(tmp_path, generated_dir, monkeypatch, error):
+    class ResourceExhaustedError(Exception):  # the names TensorFlow and JAX raise
+        pass
+
+    class XlaRuntimeError(Exception):
+        pass
+
+    raised = {"tensorflow": ResourceExhaustedError("OOM when allocating tensor with shape[100000,12,64,64,3]"),
+              "jax": XlaRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate"),
+              "host": MemoryError()}[error]
+
+    def fit(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    job = tiny_job(generated_dir, out=tmp_path / "run")
+    with pytest.raises(RunError, match=r"^batch_size \(--batch-size\) 4: a training step does not fit in memory; "
+                                       r"try a smaller batch, e.g. --batch-size 1$"):
+        training.train(job)
+    assert not (tmp_path / "run").exists()  # nothing trained, nothing kept
