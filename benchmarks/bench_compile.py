@@ -16,13 +16,13 @@ ratios between configurations carry over. Writes benchmarks/results/compile-<dev
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from results_file import ROOT, write_results
+
 GPU_SESSION = ("svg:mixed_bfloat16:64", "svg:mixed_bfloat16:128", "svg:float32:64", "medium:mixed_bfloat16:64",
                "medium:float32:64")
 
@@ -103,19 +103,10 @@ def main():
             results[config] = {"error": f"timed out after {args.timeout} s"}
         results[config]["process_s"] = round(time.perf_counter() - began, 1)
         print(config, json.dumps(results[config]), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     device = next((r["device"]["platform"] for r in results.values() if "device" in r), "unknown")
-    report = {
-        "benchmark": "JAX/XLA ahead-of-time compile of the SVG train step (both branches) and the 2->10 rollout",
-        "results": results, "command": "python " + " ".join(sys.argv), "git_commit": commit,
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "processor": platform.processor()},
-        "load_average_after": list(os.getloadavg()),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"compile-{device}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(f"wrote {path}")
-
+    write_results(args.out / f"compile-{device}.json",
+                  "JAX/XLA ahead-of-time compile of the SVG train step (both branches) and the 2->10 rollout",
+                  results)
 
 if __name__ == "__main__":
     main()

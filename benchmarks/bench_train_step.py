@@ -15,13 +15,14 @@ come from one run on one machine. Writes benchmarks/results/train_step-<preset>.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from results_file import write_results
 
 CONFIGS = {  # name: (backend, jit_compile)
     "tensorflow": ("tensorflow", False),
@@ -145,22 +146,9 @@ def main():
     for name in args.configs:
         results[name] = run_config(args, name)
         print(name, json.dumps(results[name]), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    report = {
-        "benchmark": "SVG train step (train_on_batch) per backend and teacher-forcing branch",
-        "preset": args.preset, "batch_size": args.batch_size, "mixed_precision": args.mixed_precision,
-        "results": results,
-        "command": "python " + " ".join(sys.argv),
-        "git_commit": commit,
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "processor": platform.processor()},
-        "load_average_after": list(os.getloadavg()),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"train_step-{args.preset}{'-compile' if args.compile_only else ''}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(f"wrote {path}")
-
+    write_results(args.out / f"train_step-{args.preset}{'-compile' if args.compile_only else ''}.json",
+                  "SVG train step (train_on_batch) per backend and teacher-forcing branch", results,
+                  preset=args.preset, batch_size=args.batch_size, mixed_precision=args.mixed_precision)
 
 if __name__ == "__main__":
     main()
