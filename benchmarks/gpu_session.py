@@ -92,7 +92,7 @@ MODES = {
         deadline_s=300, train_sequences=520, test_sequences=8, bench_preset="tiny",
         bench_configs=(("float32", 4),), bench_steps=2, bench_share=0.5,
         flagship_preset="tiny", flagship_flags=("--batch-size", "4", "--steps-per-epoch", "4"),
-        after_flagship_s=60, flagship_minutes_cap=0.75, eval_samples=2, eval_sequences=4,
+        after_flagship_s=60, flagship_minutes_cap=0.5, eval_samples=2, eval_sequences=4,
     ),
 }
 
