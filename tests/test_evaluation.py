@@ -310,3 +310,12 @@ def test_a_run_folder_that_cannot_be_written_points_at_out(tmp_path, write_run, 
     with pytest.raises(EvaluationError, match=rf"{run.path / 'eval'}: cannot be written .*pass --out"):
         evaluate_run(EvalConfig(run=str(run.path), progress=False))
     assert not (run.path / "eval").exists()
+
+
+def test_metrics_of_a_diverged_model_are_valid_json(tmp_path):
+    from keras_cvae.evaluation.outputs import write_metrics
+
+    path = write_metrics(tmp_path, {"summary": {"psnr": [float("nan"), 21.5, np.float32("inf")]}, "n": 3})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"summary": {"psnr": [None, 21.5, None]}, "n": 3}

@@ -35,15 +35,27 @@ def predictions_path(path) -> Path:
 
 
 def write_metrics(out, report):
-    """Writes the report to `<out>/metrics.json` (atomically) and returns that path.
+    """Writes the report to `<out>/metrics.json` (atomically, valid JSON: NaN as null) and returns that path.
 
     Args:
         out: Output folder.
         report: The report dict.
     """
     path = Path(out) / "metrics.json"
-    atomic_write_text(path, json.dumps(report, indent=2))
+    atomic_write_text(path, json.dumps(_finite_or_null(report), indent=2, allow_nan=False))
     return path
+
+
+def _finite_or_null(value):
+    """`value` with NaN and infinities as None: JSON has no NaN (a model that diverged
+    scores NaN), and readers other than Python's refuse the bare `NaN` token."""
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
 
 
 def save_predictions(path, result):
