@@ -92,7 +92,7 @@ MODES = {
         deadline_s=300, train_sequences=520, test_sequences=8, bench_preset="tiny",
         bench_configs=(("float32", 4),), bench_steps=2, bench_share=0.5,
         flagship_preset="tiny", flagship_flags=("--batch-size", "4", "--steps-per-epoch", "4"),
-        after_flagship_s=60, flagship_minutes_cap=0.5, eval_samples=2, eval_sequences=4,
+        after_flagship_s=60, flagship_minutes_cap=0.25, eval_samples=2, eval_sequences=4,
     ),
 }
 
@@ -221,7 +221,7 @@ def flagship(session: Session, data: Path) -> dict:
     run = session.work / "flagship"
     minutes = (session.left() - session.plan.after_flagship_s - 20) / 60  # 20 s: imports, model build
     minutes = min(minutes, session.plan.flagship_minutes_cap or minutes)
-    if minutes < 0.5:
+    if minutes < 0.2:
         raise RuntimeError(f"only {minutes * 60:.0f} s left for training")
     command = [sys.executable, "scripts/train.py", "--backend", "jax", "--preset", session.plan.flagship_preset,
                "--kl", "cyclical", "--data", data, "--data-engine", "numpy", "--out", run,

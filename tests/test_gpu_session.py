@@ -48,7 +48,7 @@ def ensure_wheels():
 
 
 @pytest.mark.slow
-def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model(tmp_path):
+def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model(tmp_path, capsys):
     ensure_wheels()
     out = tmp_path / "returned"
     session = subprocess.run(["bash", "benchmarks/gpu_session.sh", "rehearse",
@@ -65,25 +65,22 @@ def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_mode
     assert first["free_running"]["sequences_per_s"] > 0 and first["pipeline_batches_per_s"] > 0
     flagship = summary["stages"]["flagship"]
     # However busy the machine, the budgeted run ends in time with a model to return.
-    assert flagship["exit"] == 0 and flagship["time_limit"]["minutes"] == 0.5
+    assert flagship["exit"] == 0 and flagship["time_limit"]["minutes"] == 0.25
     # Trained and evaluated on JAX without TensorFlow; the way back loads it on TensorFlow.
     evaluated = summary["stages"]["evaluate"]
     assert evaluated["protocol"]["backend"] == "jax" and evaluated["protocol"]["sequences"] == 4
     assert np.isfinite(evaluated["summary"]["model_single"]["psnr"]["mean"])
     assert summary["return_limits"] == "ok" and check_return_limits(out) == []
     assert (out / "flagship" / "weights.json").is_file()
-    broken = subprocess.run([sys.executable, "benchmarks/gpu_return.py", str(tmp_path), "--out",
-                             str(tmp_path / "nowhere")], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert broken.returncode == 1 and broken.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "flagship/run.json: missing" in broken.stderr and not (tmp_path / "nowhere").exists()
+    import gpu_return
+
+    assert gpu_return.main([str(tmp_path), "--out", str(tmp_path / "nowhere")]) == 1
+    assert "flagship/run.json: missing" in capsys.readouterr().err and not (tmp_path / "nowhere").exists()
 
     export = tmp_path / "export"
-    returned = subprocess.run(
-        [sys.executable, "benchmarks/gpu_return.py", str(out), "--out", str(export), "--run-dir",
-         str(tmp_path / "run"), "--samples", "2", "--max-sequences", "4",
-         "--data", summary["stages"]["data"]["path"]],  # the embedded dataset's seed, as there
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=600)
-    assert returned.returncode == 0, returned.stdout[-3000:] + returned.stderr[-3000:]
+    # In this process (TensorFlow is the tests' backend): the way back as its command runs it.
+    assert gpu_return.main([str(out), "--out", str(export), "--run-dir", str(tmp_path / "run"), "--samples", "2",
+                            "--max-sequences", "4", "--data", summary["stages"]["data"]["path"]]) == 0
     metadata = json.loads((export / "metadata.json").read_text())
     summary = metadata["evaluation"]["summary"]
     assert metadata["evaluation"]["protocol"]["horizon"] == 10 and "copy_last_frame" in summary
