@@ -20,8 +20,8 @@ def test_default_data_dir_env_and_xdg(monkeypatch, tmp_path):
 
 def test_ensure_builds_once_then_reuses(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_CVAE_DATA", str(tmp_path / "default"))
-    monkeypatch.setattr(embedded, "N_TRAIN", 3)  # tiny stand-in for the default sizes
-    monkeypatch.setattr(embedded, "N_TEST", 1)
+    tiny = embedded.EmbeddedDataset("pushing", "pushing_v1", n_train=3, n_test=1)  # stand-in sizes
+    monkeypatch.setattr(embedded, "embedded_datasets", lambda: {"pushing": tiny})
     path = embedded.ensure_embedded_dataset(progress=False, workers=1)
     assert path == tmp_path / "default" and embedded.is_complete(path)
     assert [p.name for p in tmp_path.iterdir()] == ["default"]  # the temp build dir is gone
@@ -64,7 +64,7 @@ def test_a_build_another_process_finished_first_is_kept(monkeypatch, tmp_path):
         (out / "mine").write_text("mine")
         target.mkdir()
         (target / "theirs").write_text("theirs")
-        (target / embedded.MARKER).write_text(json.dumps(embedded._expected_marker()))
+        (target / embedded.MARKER).write_text(json.dumps(embedded.embedded_datasets()["pushing"].marker))
 
     monkeypatch.setattr(embedded, "write_generated_dataset", _fake_writer(build_while_another_process_finishes))
     assert embedded.ensure_embedded_dataset(progress=False) == target

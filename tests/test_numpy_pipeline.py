@@ -199,7 +199,8 @@ def test_data_path_without_tensorflow(tmp_path):
         from keras_cvae.data import convert, make_dataset
         from keras_cvae.data.pipeline import resolve_engine
 
-        embedded.N_TRAIN, embedded.N_TEST = 5, 2  # tiny stand-in for the default sizes
+        tiny = embedded.EmbeddedDataset("pushing", "pushing_v1", n_train=5, n_test=2)  # stand-in sizes
+        embedded.embedded_datasets = lambda: {{"pushing": tiny}}
         root = embedded.ensure_embedded_dataset(progress=False, workers=2)
         assert bair_tfrecord.validate_tfrecords(root)[str(root / "train" / "traj_0_to_4.tfrecords")] == 5
         first = next(bair_tfrecord.read_sequences(root / "test" / "traj_0_to_1.tfrecords"))

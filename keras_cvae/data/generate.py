@@ -1,11 +1,13 @@
-"""Writes a generated dataset (pushing simulator) in the BAIR TFRecord layout, in parallel.
+"""Writes a generated dataset in the BAIR TFRecord layout, in parallel.
 
+Two worlds generate data: "pushing" (`pushing_sim`, the robot-pushing stand-in for BAIR)
+and "bouncing" (`bouncing`, a stochastic toy whose future the past does not determine).
 The simulator runs in worker processes started with "spawn" that never import TensorFlow
 (the design notes warn against rendering and TensorFlow in one process). The workers also
 serialise and frame each record (its CRCs are the costly part), so this process only
 writes bytes; nothing here needs TensorFlow. Sequence `i` of train is
-`simulate_sequence(seed, i)`; sequence `j` of test is
-`simulate_sequence(seed, TEST_INDEX_OFFSET + j)`, so the test set does not depend on the
+the world's sequence `(seed, i)`; sequence `j` of test is its sequence
+`(seed, TEST_INDEX_OFFSET + j)`, so the test set does not depend on the
 size of train.
 """
 
@@ -20,14 +22,25 @@ from keras_cvae.data.errors import DataError
 from keras_cvae.paths import why_not_creatable
 
 TEST_INDEX_OFFSET = 1_000_000
+WORLDS = ("pushing", "bouncing")
+
+
+def _sequence_function(world: str):
+    """The world's `(seed, index) -> sequence dict`, imported in the worker that runs it."""
+    if world == "pushing":
+        from keras_cvae.data.pushing_sim import simulate_sequence
+
+        return simulate_sequence
+    from keras_cvae.data.bouncing import bouncing_sequence
+
+    return bouncing_sequence
 
 
 def _simulate_record(args) -> bytes:
-    """Worker: simulated sequence `index` as a framed TFRecord record, ready to write."""
-    seed, index = args
-    from keras_cvae.data.pushing_sim import simulate_sequence
-
-    record = bair.sequence_to_record(simulate_sequence(seed, index), where=f"simulated sequence {index}")
+    """Worker: the world's sequence `index` as a framed TFRecord record, ready to write."""
+    world, seed, index = args
+    sequence = _sequence_function(world)(seed, index)
+    record = bair.sequence_to_record(sequence, where=f"generated {world} sequence {index}")
     return tfrecord.frame(record)
 
 
@@ -40,7 +53,8 @@ def _file_plan(n: int, offset: int = 0) -> list:
     return plan
 
 
-def write_generated_dataset(out_dir, *, n_train: int, n_test: int, seed: int, workers=None, progress=True) -> Path:
+def write_generated_dataset(out_dir, *, n_train: int, n_test: int, seed: int, workers=None, progress=True,
+                            world: str = "pushing") -> Path:
     """Generates `n_train` + `n_test` sequences into `out_dir/{train,test}/traj_A_to_B.tfrecords`.
 
     Each file is written atomically; `out_dir` must not already hold TFRecord files.
@@ -53,6 +67,7 @@ def write_generated_dataset(out_dir, *, n_train: int, n_test: int, seed: int, wo
         workers: Simulator processes (default: os.cpu_count(); 0 or 1 still uses one
             worker process so TensorFlow and the simulator never share a process).
         progress: Show a tqdm progress bar.
+        world: "pushing" or "bouncing" (see the module docstring).
 
     Returns:
         `out_dir` as a Path.
@@ -69,6 +84,8 @@ def write_generated_dataset(out_dir, *, n_train: int, n_test: int, seed: int, wo
         raise DataError(f"n_test (--test) must be at least 0, got {n_test}")
     if seed < 0:
         raise DataError(f"seed (--seed) must be at least 0, got {seed}")
+    if world not in WORLDS:
+        raise DataError(f"world must be one of {', '.join(WORLDS)}, got {world!r}")
     if workers is not None and workers < 0:
         raise DataError(f"workers (--workers) must be at least 0, got {workers}")
     reason = why_not_creatable(out_dir)
@@ -91,7 +108,7 @@ def write_generated_dataset(out_dir, *, n_train: int, n_test: int, seed: int, wo
     try:
         with ctx.Pool(workers) as pool:
             for split, name, indices in plan:
-                results = pool.imap(_simulate_record, [(seed, i) for i in indices], chunksize=4)
+                results = pool.imap(_simulate_record, [(world, seed, i) for i in indices], chunksize=4)
 
                 def counted(it):
                     for item in it:

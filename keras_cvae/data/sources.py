@@ -5,7 +5,9 @@ Sources (detected from the path):
   parent of `softmotion30_44k/`). val = the second train file by start index.
 - "tfds": a TFDS data_dir holding a prepared `bair_robot_pushing_small` (see tfds_source).
 - "lab": the course lab folders `{train,validate,test}/<traj>/<k>/` (val = validate/).
-- None: the embedded default dataset (generated once, BAIR layout).
+- None or the name of an embedded dataset ("pushing", the default, or "bouncing"):
+  generated once into the cache, BAIR layout. A name is a name even where a folder of that
+  name exists; write `./bouncing` for the folder.
 """
 
 from dataclasses import dataclass, field
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data import lab_layout, tfds_source
-from keras_cvae.data.embedded import ensure_embedded_dataset
+from keras_cvae.data.embedded import embedded_datasets, ensure_embedded_dataset
 from keras_cvae.data.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -32,13 +34,16 @@ def resolve_source(source) -> Source:
     """Detects the kind of `source` (see the module docstring).
 
     Args:
-        source: A dataset directory, a `Source`, or None for the embedded default dataset.
+        source: A dataset directory, a `Source`, the name of an embedded dataset, or None
+            for the default one.
 
     Raises:
         DataError: The path is missing, empty or not in a known layout.
     """
     if source is None:
         return Source("bair", ensure_embedded_dataset())
+    if isinstance(source, str) and source in embedded_datasets():
+        return Source("bair", ensure_embedded_dataset(name=source))
     if isinstance(source, Source):
         return source
     path = Path(source).expanduser()

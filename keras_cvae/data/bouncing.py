@@ -1,0 +1,140 @@
+"""A stochastic toy: one disc bouncing around a dark square, changing direction at random.
+
+The past does not determine its future. The disc keeps its speed, but at every step it
+may turn to a new random direction (probability `turn_probability`), and when it hits a
+wall it leaves at a random angle into the room rather than the mirrored one. Two frames
+of context give its position and velocity; what it does after the next random turn is
+exactly what SVG's latent z_t has to carry. It plays the role Stochastic Moving MNIST
+plays in the SVG paper.
+
+Sequences have the layout of the BAIR records, so every reader, pipeline and model of
+the pushing data works on them unchanged:
+
+    image_aux1       uint8   [T, 64, 64, 3]  the same frames as image_main
+    image_main       uint8   [T, 64, 64, 3]  the disc (a colour of `PALETTE`), anti-aliased
+    action           float32 [T, 4]          zeros: nothing tells the model where it turns
+    endeffector_pos  float32 [T, 3]          zeros
+
+Everything is deterministic in (seed, index): sequence `index` draws all its randomness
+from `np.random.default_rng([seed, index])`. `bouncing_sequence` also returns the disc's
+path ("position" [T, 2], "turned" [T] bool) for tests and figures.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from keras_cvae.data import bair_tfrecord as bair
+
+
+# Bright colours, far from the dark background and from each other.
+PALETTE = ((255, 80, 80), (80, 230, 80), (90, 140, 255), (250, 210, 60), (240, 90, 240), (60, 220, 220))
+
+
+@dataclass(frozen=True)
+class BouncingConfig:
+    """The toy's geometry and randomness.
+
+    Args:
+        length: Frames per sequence.
+        size: Height and width of a frame in pixels.
+        radius: Radius of the disc in pixels.
+        speed: Distance the disc moves per frame, in pixels.
+        turn_probability: Chance per step of turning to a new, uniformly random direction.
+        background: Grey level of the background, 0..255.
+    """
+
+    length: int = bair.SEQUENCE_LENGTH
+    size: int = bair.IMAGE_SIZE
+    radius: float = 7.0
+    speed: float = 3.5
+    turn_probability: float = 0.15
+    background: int = 16
+
+
+def _wall_exit_angle(position, low, high, rng) -> float:
+    """A random direction pointing away from every wall the disc touches."""
+    while True:
+        angle = rng.uniform(0.0, 2.0 * math.pi)
+        dx, dy = math.cos(angle), math.sin(angle)
+        inward = (
+            (position[0] > low or dx > 0.2) and (position[0] < high or dx < -0.2)
+            and (position[1] > low or dy > 0.2) and (position[1] < high or dy < -0.2)
+        )
+        if inward:
+            return angle
+
+
+def disc_path(rng: np.random.Generator, config: BouncingConfig = BouncingConfig()):
+    """The disc's centre per frame and the steps where it turned at random or at a wall.
+
+    Args:
+        rng: The sequence's random generator.
+        config: The toy's settings.
+
+    Returns:
+        (position float64 [T, 2] as (x, y) pixels, turned bool [T]); turned[t] says the
+        move from frame t-1 to frame t took a new direction.
+    """
+    low, high = config.radius, config.size - 1 - config.radius
+    position = rng.uniform(low + config.speed, high - config.speed, size=2)
+    angle = rng.uniform(0.0, 2.0 * math.pi)
+    positions, turned = [position.copy()], [False]
+    for _ in range(1, config.length):
+        turn = rng.random() < config.turn_probability
+        if turn:
+            angle = rng.uniform(0.0, 2.0 * math.pi)
+        step = config.speed * np.array([math.cos(angle), math.sin(angle)])
+        candidate = position + step
+        if np.any(candidate < low) or np.any(candidate > high):
+            position = np.clip(candidate, low, high)
+            angle = _wall_exit_angle(position, low, high, rng)
+            turn = True
+        else:
+            position = candidate
+        positions.append(position.copy())
+        turned.append(turn)
+    return np.stack(positions), np.array(turned)
+
+
+def render_discs(positions, color, config: BouncingConfig = BouncingConfig()) -> np.ndarray:
+    """Draws one anti-aliased disc per frame: uint8 [T, size, size, 3].
+
+    Args:
+        positions: [T, 2] centres as (x, y) pixels.
+        color: Three values in 0..255.
+        config: The toy's settings.
+    """
+    grid = np.arange(config.size, dtype=np.float64)
+    dx = grid[None, None, :] - positions[:, 0, None, None]
+    dy = grid[None, :, None] - positions[:, 1, None, None]
+    coverage = np.clip(config.radius + 0.5 - np.sqrt(dx * dx + dy * dy), 0.0, 1.0)[..., None]
+    color = np.asarray(color, np.float64)
+    frames = config.background + coverage * (color - config.background)
+    return np.round(frames).astype(np.uint8)
+
+
+def bouncing_sequence(seed: int, index: int, config: BouncingConfig = BouncingConfig()) -> dict:
+    """Sequence `index` of the toy dataset with seed `seed`.
+
+    Args:
+        seed: The dataset's seed.
+        index: The sequence's index.
+        config: The toy's settings.
+
+    Returns:
+        The four BAIR keys (see the module docstring) plus "position" and "turned".
+    """
+    rng = np.random.default_rng([seed, index])
+    positions, turned = disc_path(rng, config)
+    frames = render_discs(positions, PALETTE[rng.integers(len(PALETTE))], config)
+    zeros = np.zeros((config.length, 4), np.float32)
+    return {
+        "image_aux1": frames,
+        "image_main": frames.copy(),
+        "action": zeros,
+        "endeffector_pos": zeros[:, :3].copy(),
+        "position": positions,
+        "turned": turned,
+    }
