@@ -181,7 +181,8 @@ def plot_per_frame_metrics(path, per_frame, *, n_past, metric_names=("psnr", "ss
             if sem is not None and array.shape[0] > 1:
                 ax.fill_between(frames, mean - sem, mean + sem, color=line.get_color(), alpha=0.2)
             plotted = True
-        label = {"psnr": "PSNR (dB)", "ssim": "SSIM"}.get(metric.lower(), metric)
+        label = {"psnr": "PSNR (dB)", "ssim": "SSIM", "diversity": "RMS distance between samples"}.get(
+            metric.lower(), metric)
         ax.set_title(label)
         ax.set_xlabel(f"predicted frame (after {n_past} context frames)")
         ax.set_ylabel(label)
@@ -191,4 +192,46 @@ def plot_per_frame_metrics(path, per_frame, *, n_past, metric_names=("psnr", "ss
             ax.xaxis.get_major_locator().set_params(integer=True)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    return _save_figure(fig, path)
+
+
+def plot_latent_usage(path, record, *, title=None):
+    """Plots what the latent carries over training: KL per latent dimension and per step.
+
+    Left: a heatmap of the KL (nats) of every top-level latent dimension after each epoch;
+    a dark row is a dimension the model does not use. Right: the KL of each rollout step
+    (summed over dimensions) after the first, the middle and the latest epoch; it rises
+    where the past leaves the future open.
+
+    Args:
+        path: Destination `.png` file; folders are created.
+        record: {"epochs": [E], "kl_per_dimension": [E, D], "kl_per_step": [E, T]}.
+        title: Optional figure title.
+
+    Returns:
+        `path`.
+    """
+    epochs = np.asarray(record["epochs"])
+    per_dimension = np.asarray(record["kl_per_dimension"], dtype=np.float64)
+    per_step = np.asarray(record["kl_per_step"], dtype=np.float64)
+    fig, (left, right) = _figure(2, panel_size=(5.5, 3.8))
+    if title:
+        fig.suptitle(title)
+    image = left.imshow(per_dimension.T, aspect="auto", origin="lower", cmap="magma",
+                        extent=(epochs[0] - 0.5, epochs[-1] + 0.5, -0.5, per_dimension.shape[1] - 0.5))
+    fig.colorbar(image, ax=left, label="KL (nats)")
+    left.set_title("KL per latent dimension")
+    left.set_xlabel("epoch")
+    left.set_ylabel("dimension of z")
+    left.xaxis.get_major_locator().set_params(integer=True)
+    shown = sorted({0, len(epochs) // 2, len(epochs) - 1})
+    steps = np.arange(1, per_step.shape[1] + 1)
+    for index in shown:
+        right.plot(steps, per_step[index], marker="o", markersize=3, label=f"epoch {epochs[index]}")
+    right.set_title("KL per rollout step (all dimensions)")
+    right.set_xlabel("rollout step t: frame t -> frame t + 1")
+    right.set_ylabel("KL (nats)")
+    right.grid(True, alpha=0.3)
+    right.legend(fontsize="small")
+    right.xaxis.get_major_locator().set_params(integer=True)
     return _save_figure(fig, path)

@@ -3,7 +3,9 @@
 Frames are `[T, H, W, C]` (C = 3 or 1, or `[T, H, W]`), float in [0, 1] or uint8. The
 prediction covers all T steps: its first `n_past` entries are the context frames (the
 model's inputs), the rest are predicted; a prediction of only the `T - n_past` predicted
-frames is also accepted and completed with the ground-truth context.
+frames is also accepted and completed with the ground-truth context. Where several samples
+of one sequence are drawn, `prediction` is a list of them (or an array `[S, T, H, W, C]`)
+and each sample gets its own panel or row.
 
 Colour code everywhere: context frames are framed in green (`CONTEXT_COLOR`) in both
 rows/columns, predicted frames in red (`PREDICTION_COLOR`), and the ground truth of a
@@ -27,7 +29,7 @@ TEXT_COLOR = (0, 0, 0)
 GAP = 4  # Pixels between and around cells.
 FONT_SIZE = 12
 LABEL_HEIGHT = 16  # Height of one line of labels (FONT_SIZE plus descent).
-_ROW_NAMES = ("ground truth", "prediction")
+TRUTH_NAME = "ground truth"
 
 
 def to_uint8(frames):
@@ -60,21 +62,39 @@ def _rgb_sequence(frames, name):
     return frames
 
 
+def _samples(prediction) -> list:
+    """One prediction, a list of them or an `[S, T, H, W, C]` array -> a list."""
+    if isinstance(prediction, (list, tuple)):
+        return list(prediction)
+    prediction = np.asarray(prediction)
+    return list(prediction) if prediction.ndim == 5 else [prediction]
+
+
+def _prediction_names(count):
+    return ["prediction"] if count == 1 else [f"sample {i + 1}" for i in range(count)]
+
+
 def _prepare(ground_truth, prediction, n_past):
-    """Validates and aligns the two sequences; returns uint8 RGB `[T, H, W, 3]` twice."""
+    """Validates and aligns the sequences; returns uint8 RGB `[T, H, W, 3]` frames of the
+    truth and a list of them, one per sample."""
     truth = _rgb_sequence(ground_truth, "ground_truth")
-    pred = _rgb_sequence(prediction, "prediction")
     steps = truth.shape[0]
     if not 0 <= n_past <= steps:
         raise ValueError(f"n_past={n_past} outside [0, {steps}]")
-    if pred.shape[0] == steps - n_past and n_past > 0:
-        pred = np.concatenate([truth[:n_past], pred], axis=0)
-    if pred.shape != truth.shape:
-        raise ValueError(
-            f"prediction {pred.shape} does not match ground_truth {truth.shape} "
-            f"(give all T steps, or the T - n_past = {steps - n_past} predicted ones)"
-        )
-    return truth, pred
+    predictions = []
+    for sample in _samples(prediction):
+        pred = _rgb_sequence(sample, "prediction")
+        if pred.shape[0] == steps - n_past and n_past > 0:
+            pred = np.concatenate([truth[:n_past], pred], axis=0)
+        if pred.shape != truth.shape:
+            raise ValueError(
+                f"prediction {pred.shape} does not match ground_truth {truth.shape} "
+                f"(give all T steps, or the T - n_past = {steps - n_past} predicted ones)"
+            )
+        predictions.append(pred)
+    if not predictions:
+        raise ValueError("no prediction to draw")
+    return truth, predictions
 
 
 def _framed(frame, color, scale, border):
@@ -114,27 +134,29 @@ def _step_colors(step, n_past):
 def comparison_frames(ground_truth, prediction, n_past, *, scale=2, border=2, labels=True):
     """The frames of `save_comparison_gif`, as uint8 `[T, height, width, 3]`.
 
-    Each frame shows the ground truth (left) beside the prediction (right) at one step.
-    Without labels a frame is `GAP + 2 * (cell_w + GAP)` wide and `cell_h + 2 * GAP` high,
-    with `cell = frame * scale + 2 * border`; labels add one `LABEL_HEIGHT` line above
-    (column titles) and one below (step index and context/predicted).
+    Each frame shows the ground truth (left) beside the prediction, or beside each of S
+    samples, at one step. Without labels a frame is `GAP + (S + 1) * (cell_w + GAP)` wide
+    and `cell_h + 2 * GAP` high, with `cell = frame * scale + 2 * border`; labels add one
+    `LABEL_HEIGHT` line above (column titles) and one below (step index and
+    context/predicted).
 
     Args:
         ground_truth: `[T, H, W, C]` frames.
         prediction: `[T, H, W, C]` frames (first `n_past` are the context), or
-            `[T - n_past, H, W, C]` predicted frames only.
+            `[T - n_past, H, W, C]` predicted frames only; or a list of such samples.
         n_past: Number of context frames.
         scale: Integer nearest-neighbour upscaling factor.
         border: Width in pixels of the coloured frame around each panel.
         labels: Whether to draw the titles and the step caption.
     """
-    truth, pred = _prepare(ground_truth, prediction, n_past)
+    truth, predictions = _prepare(ground_truth, prediction, n_past)
+    names = [TRUTH_NAME, *_prediction_names(len(predictions))]
     steps, height, width = truth.shape[:3]
     cell_h, cell_w = height * scale + 2 * border, width * scale + 2 * border
     top = LABEL_HEIGHT if labels else 0
     canvas_h = top + cell_h + 2 * GAP + (LABEL_HEIGHT if labels else 0)
-    canvas_w = GAP + 2 * (cell_w + GAP)
-    left_x, right_x = GAP, 2 * GAP + cell_w
+    canvas_w = GAP + len(names) * (cell_w + GAP)
+    column_x = [GAP + column * (cell_w + GAP) for column in range(len(names))]
     font = _font() if labels else None
     out = np.empty((steps, canvas_h, canvas_w, 3), np.uint8)
     for step in range(steps):
@@ -142,13 +164,14 @@ def comparison_frames(ground_truth, prediction, n_past, *, scale=2, border=2, la
         canvas = np.empty((canvas_h, canvas_w, 3), np.uint8)
         canvas[...] = BACKGROUND
         y = top + GAP
-        for x, frame, color in ((left_x, truth[step], truth_color), (right_x, pred[step], pred_color)):
+        panels = [(truth[step], truth_color)] + [(pred[step], pred_color) for pred in predictions]
+        for x, (frame, color) in zip(column_x, panels):
             canvas[y : y + cell_h, x : x + cell_w] = _framed(frame, color, scale, border)
         if labels:
             image = Image.fromarray(canvas)
             draw = ImageDraw.Draw(image)
-            _centered_text(draw, "ground truth", left_x + cell_w / 2, 1, font)
-            _centered_text(draw, "prediction", right_x + cell_w / 2, 1, font)
+            for x, name in zip(column_x, names):
+                _centered_text(draw, name, x + cell_w / 2, 1, font)
             kind = "context" if step < n_past else "predicted"
             caption = f"t={step + 1}/{steps} {kind}"
             _centered_text(draw, caption, canvas_w / 2, y + cell_h + GAP, font, fill=pred_color)
@@ -160,7 +183,8 @@ def comparison_frames(ground_truth, prediction, n_past, *, scale=2, border=2, la
 def save_comparison_gif(
     path, ground_truth, prediction, n_past, *, fps=4, scale=2, border=2, labels=True
 ):
-    """Writes an endlessly looping GIF: ground truth beside prediction, one frame per step.
+    """Writes an endlessly looping GIF: ground truth beside the prediction (or beside each
+    sample), one frame per step.
 
     Context steps are framed in green (both panels); predicted steps in red (prediction)
     and grey (ground truth). See `comparison_frames` for the layout.
@@ -169,7 +193,7 @@ def save_comparison_gif(
         path: Destination `.gif` file; folders are created.
         ground_truth: `[T, H, W, C]` frames, float in [0, 1] or uint8.
         prediction: `[T, H, W, C]` frames whose first `n_past` are the context, or only
-            the `T - n_past` predicted frames.
+            the `T - n_past` predicted frames; or a list of such samples.
         n_past: Number of context frames.
         fps: Frames per second.
         scale: Integer upscaling factor (64x64 frames are small on screen).
@@ -192,23 +216,25 @@ def save_comparison_gif(
 def prediction_strip(ground_truth, prediction, n_past, *, scale=1, border=2, labels=True):
     """The image of `save_prediction_strip`, as uint8 `[height, width, 3]`.
 
-    Without labels it is `GAP + 2 * (cell_h + GAP)` high and `GAP + T * (cell_w + GAP)`
-    wide, `cell = frame * scale + 2 * border`, the cell of row r (0 truth, 1 prediction)
-    and step t starting at `(GAP + r * (cell_h + GAP), GAP + t * (cell_w + GAP))`. Labels
+    Without labels it is `GAP + (S + 1) * (cell_h + GAP)` high for S samples and
+    `GAP + T * (cell_w + GAP)` wide, `cell = frame * scale + 2 * border`, the cell of row r
+    (0 truth, then one row per sample) and step t starting at `(GAP + r * (cell_h + GAP), GAP + t * (cell_w + GAP))`. Labels
     add a `LABEL_HEIGHT` line on top (time index "t=1".."t=T") and a left margin with the
     row names; `strip_layout` gives the exact offsets.
 
     Args: as `save_prediction_strip`.
     """
-    truth, pred = _prepare(ground_truth, prediction, n_past)
+    truth, predictions = _prepare(ground_truth, prediction, n_past)
     steps, height, width = truth.shape[:3]
-    layout = strip_layout(steps, height, width, scale=scale, border=border, labels=labels)
+    layout = strip_layout(steps, height, width, scale=scale, border=border, labels=labels,
+                          samples=len(predictions))
     canvas = np.empty((layout["height"], layout["width"], 3), np.uint8)
     canvas[...] = BACKGROUND
     cell_h, cell_w = layout["cell"]
     for step in range(steps):
         truth_color, pred_color = _step_colors(step, n_past)
-        for row, (frames, color) in enumerate(((truth, truth_color), (pred, pred_color))):
+        rows = [(truth, truth_color)] + [(pred, pred_color) for pred in predictions]
+        for row, (frames, color) in enumerate(rows):
             y, x = layout["origin"](row, step)
             canvas[y : y + cell_h, x : x + cell_w] = _framed(frames[step], color, scale, border)
     if labels:
@@ -219,45 +245,58 @@ def prediction_strip(ground_truth, prediction, n_past, *, scale=1, border=2, lab
             _, x = layout["origin"](0, step)
             color = CONTEXT_COLOR if step < n_past else PREDICTION_COLOR
             _centered_text(draw, f"t={step + 1}", x + cell_w / 2, 1, font, fill=color)
-        for row, name in enumerate(_ROW_NAMES):
+        for row, name in enumerate(layout["names"]):
             y, _ = layout["origin"](row, 0)
             draw.text((GAP, y + cell_h / 2 - FONT_SIZE / 2), name, font=font, fill=TEXT_COLOR)
         canvas = np.asarray(image)
     return canvas
 
 
-def strip_layout(steps, height, width, *, scale=1, border=2, labels=True):
+def strip_layout(steps, height, width, *, scale=1, border=2, labels=True, samples=1):
     """Geometry of a prediction strip.
 
+    Args:
+        steps: Time steps (columns).
+        height: Frame height in pixels.
+        width: Frame width in pixels.
+        scale: Integer upscaling factor.
+        border: Width in pixels of the coloured frame.
+        labels: Whether the strip has labels.
+        samples: Prediction rows under the ground truth.
+
     Returns:
-        Dict with `height`, `width` (of the image), `cell` (cell height, width) and
-        `origin(row, step) -> (y, x)` of the top-left corner of a cell (border included).
+        Dict with `height`, `width` (of the image), `cell` (cell height, width),
+        `names` (of the rows) and `origin(row, step) -> (y, x)` of the top-left corner of a
+        cell (border included).
     """
+    names = [TRUTH_NAME, *_prediction_names(samples)]
     cell_h, cell_w = height * scale + 2 * border, width * scale + 2 * border
     top = LABEL_HEIGHT if labels else 0
-    left = _row_label_width() if labels else 0
+    left = _row_label_width(names) if labels else 0
 
     def origin(row, step):
         return top + GAP + row * (cell_h + GAP), left + GAP + step * (cell_w + GAP)
 
     return {
-        "height": top + GAP + 2 * (cell_h + GAP),
+        "height": top + GAP + len(names) * (cell_h + GAP),
         "width": left + GAP + steps * (cell_w + GAP),
         "cell": (cell_h, cell_w),
+        "names": names,
         "origin": origin,
     }
 
 
-def _row_label_width():
+def _row_label_width(names):
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     font = _font()
-    return GAP + max(_text_width(draw, name, font) for name in _ROW_NAMES)
+    return GAP + max(_text_width(draw, name, font) for name in names)
 
 
 def save_prediction_strip(
     path, ground_truth, prediction, n_past, *, scale=1, border=2, labels=True
 ):
-    """Writes a PNG: ground-truth row over prediction row, one column per time step.
+    """Writes a PNG: ground-truth row over the prediction row (or one row per sample), one
+    column per time step.
 
     Context columns are framed in green in both rows; predicted columns in grey (truth)
     and red (prediction). Time indices are labelled 1-based on top, green for context
@@ -267,7 +306,7 @@ def save_prediction_strip(
         path: Destination `.png` file; folders are created.
         ground_truth: `[T, H, W, C]` frames, float in [0, 1] or uint8.
         prediction: `[T, H, W, C]` frames whose first `n_past` are the context, or only
-            the `T - n_past` predicted frames.
+            the `T - n_past` predicted frames; or a list of such samples.
         n_past: Number of context frames.
         scale: Integer upscaling factor.
         border: Width in pixels of the coloured frame.

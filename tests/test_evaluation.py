@@ -21,8 +21,11 @@ from keras_cvae.evaluation import (
     make_rollout,
     summarize,
 )
+from keras_cvae.evaluation.protocol import sample_noise
+from keras_cvae.evaluation.scoring import METRIC_NAMES, SpreadOfSamples
 from keras_cvae.model import SVG
 from keras_cvae.run_folder import RunError
+from model_weights import randomize_weights
 
 pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
 
@@ -71,7 +74,9 @@ def dataset_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_config, dataset_dir, write_run):
-    return write_run(tmp_path_factory.mktemp("runs") / "tiny", SVG(tiny_config, seed=0), dataset_dir)
+    model = SVG(tiny_config, seed=0)
+    randomize_weights(model, seed=1)  # so that the samples differ (see model_weights)
+    return write_run(tmp_path_factory.mktemp("runs") / "tiny", model, dataset_dir)
 
 
 def load_script():
@@ -319,3 +324,60 @@ def test_metrics_of_a_diverged_model_are_valid_json(tmp_path):
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"summary": {"psnr": [None, 21.5, None]}, "n": 3}
+
+
+def test_spread_of_samples_equals_the_mean_over_pairs():
+    rng = np.random.default_rng(4)
+    samples = rng.uniform(size=(4, 2, 3, 8, 8, 3))  # [S, B, H, height, width, C]
+    spread = SpreadOfSamples()
+    for sample in samples:
+        spread.add(sample)
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    expected = np.sqrt(np.mean([np.mean((samples[i] - samples[j]) ** 2, axis=(2, 3, 4)) for i, j in pairs],
+                               axis=0))
+    np.testing.assert_allclose(spread.diversity(), expected, rtol=1e-10)
+    same = SpreadOfSamples()
+    for _ in range(3):
+        same.add(samples[0])
+    np.testing.assert_allclose(same.diversity(), 0.0, atol=1e-6)
+    single = SpreadOfSamples()
+    single.add(samples[0])
+    assert single.diversity() is None
+
+
+def test_diversity_is_the_distance_between_the_samples_of_each_sequence(tiny_model, tiny_config, dataset_dir):
+    # A stand-in rollout whose samples are known: frames set by the noise of each step.
+    pattern = np.random.default_rng(0).random((64, 64, 3)).astype("float32")
+
+    def frames_of(noise):  # [..., H, noise_dim] -> [..., H, 64, 64, 3]
+        return 0.5 + 0.4 * np.tanh(noise[..., :1, None, None]) * pattern
+
+    n_past, horizon, samples = tiny_config.n_past, tiny_config.n_future, 4
+    dataset = make_dataset(dataset_dir, "test", n_past=n_past, n_future=horizon, batch_size=2, training=False)
+    result = evaluate_model(tiny_model, dataset, n_past=n_past, horizon=horizon, samples=samples, seed=6,
+                            batch_size=2, keep_all=True, rollout=lambda context, conditions, noise: frames_of(noise))
+    noise = sample_noise(6, range(N_SEQUENCES), samples, horizon, tiny_config.latent_shape)
+    predicted = frames_of(noise)  # [S, N, H, 64, 64, 3]
+    pairs = [(i, j) for i in range(samples) for j in range(i + 1, samples)]
+    expected = np.sqrt(np.mean([np.mean((predicted[i] - predicted[j]) ** 2, axis=(2, 3, 4)) for i, j in pairs],
+                               axis=0))
+    np.testing.assert_allclose(result.diversity, expected, rtol=1e-5)
+    report = summarize(result)["diversity"]
+    np.testing.assert_allclose(report["per_frame"], expected.mean(axis=0), rtol=1e-5)
+    truth = np.stack([result.kept[i][0][n_past:] for i in range(N_SEQUENCES)]) / 255.0
+    np.testing.assert_allclose(report["sample_rms_error"], np.sqrt(np.mean((predicted - truth) ** 2)), rtol=1e-4)
+
+
+@pytest.mark.jax
+def test_the_report_says_how_different_the_samples_are(evaluated):
+    report, printed, _ = evaluated
+    assert len(report["diversity"]["per_frame"]) == report["protocol"]["horizon"]
+    assert report["diversity"]["mean"] > 1e-3  # the samples differ through z
+    assert "Sample diversity: two samples of a sequence differ by" in printed
+
+
+def test_one_sample_reports_no_diversity():
+    scores = np.zeros((1, 2, 3))
+    result = EvalResult(n_past=2, horizon=3, model_scores={name: scores for name in METRIC_NAMES},
+                        baseline_scores={name: scores[0] for name in METRIC_NAMES})
+    assert "diversity" not in summarize(result)

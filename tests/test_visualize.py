@@ -233,3 +233,31 @@ def test_import_is_cheap():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_several_samples_get_a_row_each_in_the_strip():
+    truth, _ = _sequences(1)
+    rng = np.random.default_rng(3)
+    samples = [rng.random(truth.shape) for _ in range(3)]
+    image = viz.prediction_strip(truth, samples, N_PAST, labels=False)
+    layout = viz.strip_layout(T, H, W, labels=False, samples=3)
+    assert layout["names"] == ["ground truth", "sample 1", "sample 2", "sample 3"]
+    assert image.shape[:2] == (layout["height"], layout["width"])
+    assert image.shape[0] == viz.GAP + 4 * (layout["cell"][0] + viz.GAP)
+    for row, frames in enumerate([truth, *samples]):
+        for step in range(N_PAST, T):
+            y, x = layout["origin"](row, step)
+            np.testing.assert_array_equal(_inner(image, y, x, 2, 1), viz.to_uint8(frames[step]))
+
+
+def test_several_samples_sit_side_by_side_in_the_gif():
+    truth, _ = _sequences(1)
+    rng = np.random.default_rng(4)
+    samples = np.stack([rng.random(truth.shape) for _ in range(2)])  # [S, T, H, W, C]
+    frames = viz.comparison_frames(truth, samples, N_PAST, scale=1, labels=False)
+    cell_w = W + 4
+    assert frames.shape[2] == viz.GAP + 3 * (cell_w + viz.GAP)
+    step = T - 1
+    for column, sequence in enumerate([truth, *samples]):
+        x = viz.GAP + column * (cell_w + viz.GAP)
+        np.testing.assert_array_equal(_inner(frames[step], viz.GAP, x, 2, 1), viz.to_uint8(sequence[step]))

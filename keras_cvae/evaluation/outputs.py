@@ -11,6 +11,8 @@ from keras_cvae.evaluation.report import series_label, series_scores
 from keras_cvae.files import atomic_save, atomic_write_text
 from keras_cvae.paths import why_not_creatable
 
+MAX_DRAWN_SAMPLES = 5  # samples side by side in a GIF or strip, so it stays readable
+
 
 def predictions_path(path) -> Path:
     """The file `--save-predictions PATH` writes: PATH, with ".npz" added if it has no such
@@ -93,7 +95,8 @@ def save_predictions(path, result):
 
 
 def write_pictures(out, result, report, gif_sequences):
-    """Per-frame metric plot, and a GIF and a strip per chosen sequence (first sample).
+    """Per-frame metric plot (with the samples' diversity where there are several), and a
+    GIF and a strip per chosen sequence showing up to `MAX_DRAWN_SAMPLES` samples.
 
     Args:
         out: Output folder.
@@ -114,20 +117,22 @@ def write_pictures(out, result, report, gif_sequences):
         f"{report['protocol']['sequences']} sequences, {result.n_past} context frames, "
         f"{samples} samples"
     )
+    metric_names = ("psnr", "ssim")
+    if result.diversity is not None:
+        curves["between two samples"] = {"diversity": result.diversity}
+        metric_names += ("diversity",)
     written = [
         plots.plot_per_frame_metrics(
-            out / "per_frame_metrics.png", curves, n_past=result.n_past, title=title
+            out / "per_frame_metrics.png", curves, n_past=result.n_past, title=title,
+            metric_names=metric_names,
         )
     ]
     for index in gif_sequences:
         if int(index) not in result.kept:
             continue
         truth, predictions = result.kept[int(index)]
+        drawn = list(predictions[:MAX_DRAWN_SAMPLES])
         name = f"sequence-{int(index):04d}"
-        written.append(
-            visualize.save_comparison_gif(out / f"{name}.gif", truth, predictions[0], result.n_past)
-        )
-        written.append(
-            visualize.save_prediction_strip(out / f"{name}-strip.png", truth, predictions[0], result.n_past)
-        )
+        written.append(visualize.save_comparison_gif(out / f"{name}.gif", truth, drawn, result.n_past))
+        written.append(visualize.save_prediction_strip(out / f"{name}-strip.png", truth, drawn, result.n_past))
     return [str(p) for p in written]

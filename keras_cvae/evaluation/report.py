@@ -47,7 +47,9 @@ def summarize(result):
     Returns:
         {"summary": {series: {metric: {"mean", "sem"}}}, "per_frame": {series: {metric:
         [horizon]}}, "per_sequence": {series: {metric: [sequences]}}}; "sem" is the
-        standard error over sequences of the horizon-averaged score.
+        standard error over sequences of the horizon-averaged score. With several samples
+        "diversity" adds {"mean", "sem", "per_frame"} of the RMS distance between two
+        samples beside "sample_rms_error", the RMS error of one sample, on the same scale.
     """
     summary, per_frame, per_sequence = {}, {}, {}
     for series, scores in series_scores(result).items():
@@ -57,7 +59,16 @@ def summarize(result):
             summary[series][name] = {"mean": float(values.mean()), "sem": _standard_error(sequence_means)}
             per_frame[series][name] = [float(v) for v in values.mean(axis=0)]
             per_sequence[series][name] = [float(v) for v in sequence_means]
-    return {"summary": summary, "per_frame": per_frame, "per_sequence": per_sequence}
+    report = {"summary": summary, "per_frame": per_frame, "per_sequence": per_sequence}
+    if result.diversity is not None:
+        mse = 10.0 ** (-result.model_scores["psnr"] / 10.0)  # PSNR = 10 log10(1 / MSE)
+        report["diversity"] = {
+            "mean": float(result.diversity.mean()),
+            "sem": _standard_error(result.diversity.mean(axis=1)),
+            "per_frame": [float(v) for v in result.diversity.mean(axis=0)],
+            "sample_rms_error": float(np.sqrt(np.mean(mse))),
+        }
+    return report
 
 
 def build_report(config, result, *, run, info, model_config, data):
@@ -143,8 +154,26 @@ def protocol_sentence(protocol):
     )
 
 
+def diversity_sentence(report):
+    """How different the samples are, in one sentence (empty for one sample).
+
+    Args:
+        report: The report dict (metrics.json content).
+    """
+    diversity = report.get("diversity")
+    if not diversity:
+        return ""
+    frames = diversity["per_frame"]
+    return (
+        f"Sample diversity: two samples of a sequence differ by {diversity['mean']:.4f} RMS per pixel "
+        f"(+- {diversity['sem']:.4f}; {frames[0]:.4f} at the first predicted frame, {frames[-1]:.4f} at "
+        f"the last), where one sample's RMS error is {diversity['sample_rms_error']:.4f}; near 0 means the "
+        "samples are the same frames and the latent carries nothing.\n"
+    )
+
+
 def format_table(report):
-    """The paste-able Markdown table of a report and its protocol paragraph.
+    """The paste-able Markdown table of a report, its diversity and protocol paragraphs.
 
     Args:
         report: The report dict (metrics.json content).
@@ -162,4 +191,6 @@ def format_table(report):
             f"| {cells['ssim']['mean']:.4f} +- {cells['ssim']['sem']:.4f} "
             f"| {cells['psnr_per_channel']['mean']:.2f} +- {cells['psnr_per_channel']['sem']:.2f} |"
         )
-    return "\n".join(lines) + "\n\n" + protocol_sentence(report["protocol"]) + "\n"
+    diversity = diversity_sentence(report)
+    return "\n".join(lines) + "\n\n" + (diversity + "\n" if diversity else "") + protocol_sentence(
+        report["protocol"]) + "\n"

@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 import keras
 import numpy as np
@@ -28,6 +29,8 @@ class EvalResult:
             predictions [samples, horizon, 64, 64, 3] uint8)} of the kept sequences.
         rollout_seconds: Time of the evaluation loop (data reading, rollouts, scoring),
             the first call's tracing included.
+        diversity: [sequences, horizon] RMS distance per pixel between two samples of a
+            sequence (`SpreadOfSamples`), or None for one sample.
     """
 
     n_past: int
@@ -36,6 +39,7 @@ class EvalResult:
     baseline_scores: dict
     kept: dict = field(default_factory=dict)
     rollout_seconds: float = 0.0
+    diversity: Optional[np.ndarray] = None
 
     @property
     def sequences(self) -> int:
@@ -44,6 +48,36 @@ class EvalResult:
     @property
     def samples(self) -> int:
         return self.model_scores["psnr"].shape[0]
+
+
+class SpreadOfSamples:
+    """How different the samples of a batch are: the RMS distance per pixel between two
+    samples, averaged over the pairs.
+
+    sqrt(mean over pairs i < j and pixels of (x_i - x_j)^2), per sequence and frame: 0
+    when every sample is the same, on the scale of a frame's RMS error otherwise (pixel
+    values in [0, 1]). The mean squared distance over the S(S-1)/2 pairs equals
+    2 / (S - 1) * sum_s (x_s - mean)^2, so a running sum and sum of squares stand in for
+    keeping every sample.
+    """
+
+    def __init__(self):
+        self.count, self.total, self.squares = 0, 0.0, 0.0
+
+    def add(self, prediction):
+        """Adds one sample, [B, horizon, H, W, C]."""
+        prediction = np.asarray(prediction, np.float64)
+        self.count += 1
+        self.total = self.total + prediction
+        self.squares = self.squares + prediction * prediction
+
+    def diversity(self):
+        """[B, horizon] RMS distance per pixel between two samples (None below two samples)."""
+        if self.count < 2:
+            return None
+        spread = self.squares - self.total * self.total / self.count  # sum_s (x_s - mean)^2
+        pair_mean = 2.0 / (self.count - 1) * np.maximum(spread, 0.0)
+        return np.sqrt(pair_mean.mean(axis=(2, 3, 4)))
 
 
 def make_rollout(model, jit_compile=False):
@@ -149,6 +183,7 @@ def evaluate_model(
     keep = {int(i) for i in keep_sequences}
     model_scores = {name: [[] for _ in range(samples)] for name in METRIC_NAMES}
     baseline_scores = {name: [] for name in METRIC_NAMES}
+    diversity = []
     kept = {}
     bar = keras.utils.Progbar(progress_target, unit_name="sequence") if progress else None
     start, seen = time.perf_counter(), 0
@@ -167,14 +202,18 @@ def evaluate_model(
         noise = sample_noise(seed, indices, samples, horizon, model.config.latent_shape)
         padded_context, padded_conditions = _padded(context, batch_size), _padded(conditions, batch_size)
         padded_future = _padded(future, batch_size)
-        predictions = []
+        predictions, spread = [], SpreadOfSamples()
         for sample in range(samples):
             prediction = rollout(padded_context, padded_conditions, _padded(noise[sample], batch_size))
             scores = scorer(prediction, padded_future)
             for name in METRIC_NAMES:
                 model_scores[name][sample].append(np.asarray(scores[name])[:count])
+            if samples > 1:
+                spread.add(np.asarray(prediction)[:count])
             if keep or keep_all:
                 predictions.append(to_uint8(np.asarray(prediction)[:count]))
+        if samples > 1:
+            diversity.append(spread.diversity())
         baseline = scorer(_padded(copy_last_frame(context, horizon), batch_size), padded_future)
         for name in METRIC_NAMES:
             baseline_scores[name].append(np.asarray(baseline[name])[:count])
@@ -197,6 +236,7 @@ def evaluate_model(
         baseline_scores={k: np.concatenate(v).astype(np.float64) for k, v in baseline_scores.items()},
         kept=kept,
         rollout_seconds=time.perf_counter() - start,
+        diversity=np.concatenate(diversity) if diversity else None,
     )
 
 
