@@ -12,6 +12,5 @@ example=saved_models/svg-small-cpu/example
 .venv/bin/python scripts/predict_onnx.py --model-dir saved_models/svg-small-cpu \
     --context "$example/0.png" "$example/1.png" \
     --conditions "$example/actions.csv" "$example/endeffector_positions.csv" --samples 3 --out "$run-shipped"
-# --no-xla: on a CPU, XLA's compile of the training step costs more than a short run gains.
-.venv/bin/python scripts/train.py --preset small --kl cyclical --no-xla --out "$run" "$@"
+.venv/bin/python scripts/train.py --preset small --kl cyclical --out "$run" "$@"
 .venv/bin/python scripts/evaluate.py --run "$run" --samples 3

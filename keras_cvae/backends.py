@@ -292,6 +292,17 @@ def is_out_of_memory(error) -> bool:
 
 
 # ---------------------------------------------------------------------- several devices
+def accelerator_present() -> bool:
+    """Whether the backend sees a GPU (or, on JAX, a TPU)."""
+    if current_backend() == "jax":
+        import jax
+
+        return any(device.platform != "cpu" for device in jax.devices())
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def default_device_count():
     """Devices a training run uses unless told: every GPU (or TPU) on JAX, else 1."""
     if current_backend() != "jax":
