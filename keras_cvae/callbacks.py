@@ -1,5 +1,6 @@
 """Keras callbacks of a training run: a divergence guard, checkpoints, curves and GIFs."""
 
+import json
 import math
 import time
 
@@ -7,7 +8,7 @@ import keras
 import numpy as np
 
 from keras_cvae import backends, plots, visualize
-from keras_cvae.files import atomic_save
+from keras_cvae.files import atomic_save, atomic_write_text
 from keras_cvae.time_budget import BudgetSpent
 
 
@@ -272,3 +273,48 @@ class SampleGif(keras.callbacks.Callback):
         visualize.save_comparison_gif(
             self.path(epoch), self.frames[0], prediction, self.n_past
         )
+
+
+class LatentUsage(keras.callbacks.Callback):
+    """After each epoch, what the latent carries on a fixed validation batch: the KL of
+    every latent dimension and rollout step (`SVG.latent_kl`), kept in a JSON file and
+    drawn beside it (`plots.plot_latent_usage`).
+
+    Args:
+        path: The JSON file; the PNG goes beside it with the suffix .png.
+        batch: A validation batch dict (numpy) of frames and conditions.
+        z_dim: Top-level latent dimensions (the spatial levels of hierarchical latents are
+            counted in the per-step KL only).
+        epochs_done: Epochs the run has finished; a record of later epochs (left by a
+            kill after them) is dropped, as the history is.
+        title: Plot title.
+    """
+
+    def __init__(self, path, batch, z_dim, epochs_done, title):
+        super().__init__()
+        self.path = path
+        self.batch = batch
+        self.z_dim = z_dim
+        self.title = title
+        self.record = {"epochs": [], "kl_per_dimension": [], "kl_per_step": []}
+        if epochs_done and path.is_file():
+            try:
+                saved = json.loads(path.read_text())
+                keep = [i for i, epoch in enumerate(saved["epochs"]) if epoch <= epochs_done]
+                self.record = {key: [saved[key][i] for i in keep] for key in self.record}
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                pass  # unreadable: start a new record rather than fail the run
+
+    def on_epoch_end(self, epoch, logs=None):
+        kl = keras.ops.convert_to_numpy(
+            self.model.latent_kl(self.batch["frames"], self.batch["conditions"])
+        ).astype(np.float64)  # [B, steps, noise_dim]
+        self.record["epochs"].append(epoch + 1)
+        self.record["kl_per_dimension"].append([float(v) for v in kl[..., : self.z_dim].mean(axis=(0, 1))])
+        self.record["kl_per_step"].append([float(v) for v in kl.sum(axis=-1).mean(axis=0)])
+        atomic_write_text(self.path, json.dumps({
+            **self.record,
+            "about": "KL(posterior || prior) in nats, mean over the sequences of one validation batch, "
+                     "teacher-forced rollout in inference mode",
+        }))
+        plots.plot_latent_usage(self.path.with_suffix(".png"), self.record, title=self.title)

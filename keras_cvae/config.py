@@ -205,6 +205,9 @@ class TrainConfig:
         learning_rate: Adam learning rate.
         beta1: Adam first-moment decay.
         beta: Weight of the KL term at full strength (the annealing multiplies it).
+        free_bits: Nats of KL per rollout step the posterior may carry unpenalised (0: the
+            reference's plain KL); keeps the latent from collapsing onto the prior early in
+            training, see `SVG.kl_penalty`.
         kl: KL annealing schedule, one of "cyclical", "monotonic", "none".
         kl_cycles: Number of cycles over the whole run for the cyclical schedule.
         kl_ratio: Fraction of each cycle (or of the run, monotonic) spent ramping 0 -> 1.
@@ -228,6 +231,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     beta1: float = 0.9
     beta: float = 1e-4
+    free_bits: float = 0.0
     kl: str = "cyclical"
     kl_cycles: int = 4
     kl_ratio: float = 0.5
@@ -252,6 +256,7 @@ class TrainConfig:
                self.learning_rate)
         _check(_finite(self.beta1) and 0 <= self.beta1 < 1, "beta1", "in [0, 1)", self.beta1)
         _check(_finite(self.beta) and self.beta >= 0, "beta", "at least 0", self.beta)
+        _check(_finite(self.free_bits) and self.free_bits >= 0, "free_bits", "at least 0", self.free_bits)
         _check(self.kl in KL_SCHEDULES, "kl", f"one of {', '.join(KL_SCHEDULES)}", self.kl)
         _check(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}", self.precision)
         _check(_finite(self.kl_ratio) and 0 < self.kl_ratio <= 1, "kl_ratio", "in (0, 1]", self.kl_ratio)

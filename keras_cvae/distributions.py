@@ -17,8 +17,8 @@ def reparameterize(mean, log_variance, noise):
     return mean + ops.exp(0.5 * log_variance) * noise
 
 
-def gaussian_kl(mean_q, log_variance_q, mean_p=None, log_variance_p=None):
-    """KL(q || p) between diagonal Gaussians, summed over the last axis.
+def gaussian_kl_per_dimension(mean_q, log_variance_q, mean_p=None, log_variance_p=None):
+    """KL(q || p) between diagonal Gaussians, one value per dimension.
 
     p defaults to N(0, I) (the fixed prior of SVG-FP).
 
@@ -29,7 +29,7 @@ def gaussian_kl(mean_q, log_variance_q, mean_p=None, log_variance_p=None):
         log_variance_p: Log variance of p, [..., D], or None for zeros.
 
     Returns:
-        Tensor [...] of non-negative KL values.
+        Tensor [..., D] of non-negative KL values.
     """
     if mean_p is None:
         mean_p = ops.zeros_like(mean_q)
@@ -37,5 +37,12 @@ def gaussian_kl(mean_q, log_variance_q, mean_p=None, log_variance_p=None):
         log_variance_p = ops.zeros_like(log_variance_q)
     variance_ratio = ops.exp(log_variance_q - log_variance_p)
     squared_distance = ops.square(mean_q - mean_p) * ops.exp(-log_variance_p)
-    per_dim = 0.5 * (variance_ratio + squared_distance - 1.0 - (log_variance_q - log_variance_p))
-    return ops.sum(per_dim, axis=-1)
+    return 0.5 * (variance_ratio + squared_distance - 1.0 - (log_variance_q - log_variance_p))
+
+
+def gaussian_kl(mean_q, log_variance_q, mean_p=None, log_variance_p=None):
+    """KL(q || p) between diagonal Gaussians, summed over the last axis: Tensor [...].
+
+    Args: as `gaussian_kl_per_dimension`.
+    """
+    return ops.sum(gaussian_kl_per_dimension(mean_q, log_variance_q, mean_p, log_variance_p), axis=-1)

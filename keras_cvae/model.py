@@ -12,7 +12,9 @@ position), h_t = Enc(x_t) frame codes, z_t latents.
     predictor      g_t = LSTM(h_t-1, z_t, c)
     decoder        x^_t = Dec(g_t, skips of the last context frame)
 
-Training maximises the ELBO: sum_t ||x^_t - x_t||^2 + beta * KL(q(z_t) || p(z_t)).
+Training maximises the ELBO: sum_t ||x^_t - x_t||^2 + beta * KL(q(z_t) || p(z_t)); with
+`free_bits` > 0 (not in the reference) the KL of a step is only penalised above that many
+nats, see `kl_penalty`.
 Generation feeds the model's own predictions back and draws z_t from the prior.
 The condition of step t is the pair (c_t-1, c_t): the action that moves frame t-1 to
 frame t and the end-effector position seen in frame t, whichever convention the data uses.
@@ -31,7 +33,7 @@ from keras import ops
 
 from keras_cvae import backends, metrics
 from keras_cvae.config import ModelConfig
-from keras_cvae.distributions import gaussian_kl, reparameterize
+from keras_cvae.distributions import gaussian_kl_per_dimension, reparameterize
 from keras_cvae.layers.hierarchy import LatentHierarchy
 from keras_cvae.layers.recurrent import FramePredictor, GaussianLSTM
 from keras_cvae.layers.vgg import PACKAGE, VGGDecoder, VGGEncoder, scaled_channels
@@ -136,10 +138,11 @@ class SVG(ScheduledTraining, keras.Model):
         self.decoder(g, skips, maps, pair)
         self.built = True
 
-    def compile(self, optimizer="adam", kl_annealing=None, teacher_forcing=None, beta=1e-4, **kwargs):
+    def compile(self, optimizer="adam", kl_annealing=None, teacher_forcing=None, beta=1e-4, free_bits=0.0,
+                **kwargs):
         """`ScheduledTraining.compile` with the reference's KL weight, 1e-4, by default
         (Adam lr 2e-3, beta1 0.9 is the reference's optimizer)."""
-        super().compile(optimizer, kl_annealing, teacher_forcing, beta, **kwargs)
+        super().compile(optimizer, kl_annealing, teacher_forcing, beta, free_bits, **kwargs)
 
     def get_config(self):
         return {
@@ -475,16 +478,11 @@ class SVG(ScheduledTraining, keras.Model):
         frames = ops.reshape(ops.cast(frames, "float32"), (batch, steps, *frames.shape[1:]))
         return frames, prior
 
-    def rollout_losses(self, frames, conditions, teacher_forced, training=True):
-        """Training rollout over all frames: (predictions of frames 1..T-1, mse, kl).
-
-        Args:
-            frames: [B, T, 64, 64, C] ground truth.
-            conditions: [B, T, condition_dim], raw.
-            teacher_forced: Python bool. True feeds the ground-truth previous frame at every
-                step; False feeds the model's own prediction after the context.
-            training: BatchNorm mode.
-        """
+    def _training_rollout(self, frames, conditions, teacher_forced, training):
+        """Predictions of frames 1..T-1 with latents from the posterior, and both latent
+        distributions: (predictions, (posterior mean, log variance), (prior mean, log
+        variance) or None for the fixed prior), each [B, T-1, noise_dim].
+        Args: as `rollout_losses`."""
         frames = ops.cast(frames, "float32")
         conditions = self.normalize_conditions(conditions)
         pairs = self.condition_pairs(conditions)
@@ -496,14 +494,75 @@ class SVG(ScheduledTraining, keras.Model):
             predictions, prior = self.rollout(
                 frames, pairs, latents, self.config.n_past, "given", training
             )
-        squared_error = ops.square(predictions - frames[:, 1:])
+        return predictions, (mean_q, log_variance_q), (None if self.prior is None else prior)
+
+    @staticmethod
+    def _kl(posterior, prior):
+        """KL(q || p) per sequence, step and dimension; p = N(0, I) where `prior` is None."""
+        return gaussian_kl_per_dimension(*posterior, *(prior or ()))
+
+    def kl_penalty(self, posterior, prior):
+        """The KL term of the loss, with `free_bits` nats per step left unpenalised.
+
+        The posterior is pushed towards the prior only where a step's KL (mean over the
+        batch) exceeds `free_bits`; below it the posterior may carry that much about the
+        future for free, which keeps it from collapsing onto the prior before the decoder
+        has learned to use it. The learned prior always follows the posterior at full
+        strength. With `free_bits` 0 this is the plain KL, value and gradients alike.
+
+        Args:
+            posterior: (mean, log variance) [B, T-1, noise_dim].
+            prior: The same for the learned prior, or None for N(0, I).
+
+        Returns:
+            A scalar: the penalty's value is sum_t max(KL_t, free_bits).
+        """
+        stop = ops.stop_gradient
+        per_step = lambda q, p: ops.mean(ops.sum(self._kl(q, p), axis=-1), axis=0)  # noqa: E731
+        held_prior = None if prior is None else tuple(stop(x) for x in prior)
+        towards_prior = ops.maximum(per_step(posterior, held_prior), self.free_bits)
+        if prior is None:
+            return ops.sum(towards_prior)
+        held_posterior = tuple(stop(x) for x in posterior)
+        towards_posterior = per_step(held_posterior, prior)
+        return ops.sum(towards_prior + towards_posterior - stop(towards_posterior))
+
+    def rollout_losses(self, frames, conditions, teacher_forced, training=True):
+        """Training rollout over all frames: (predictions of frames 1..T-1, mse, kl, penalty).
+
+        Args:
+            frames: [B, T, 64, 64, C] ground truth.
+            conditions: [B, T, condition_dim], raw.
+            teacher_forced: Python bool. True feeds the ground-truth previous frame at every
+                step; False feeds the model's own prediction after the context.
+            training: BatchNorm mode.
+
+        Returns:
+            The predictions [B, T-1, 64, 64, C]; the MSE summed over steps; the KL summed
+            over steps (mean over the batch); the KL term of the loss (`kl_penalty`).
+        """
+        predictions, posterior, prior = self._training_rollout(frames, conditions, teacher_forced, training)
+        squared_error = ops.square(predictions - ops.cast(frames[:, 1:], "float32"))
         mse = ops.sum(ops.mean(squared_error, axis=(0, 2, 3, 4)))
-        if self.prior is None:
-            kl_per_step = gaussian_kl(mean_q, log_variance_q)
-        else:
-            kl_per_step = gaussian_kl(mean_q, log_variance_q, *prior)
-        kl = ops.sum(ops.mean(kl_per_step, axis=0))
-        return predictions, mse, kl
+        kl = ops.sum(ops.mean(ops.sum(self._kl(posterior, prior), axis=-1), axis=0))
+        return predictions, mse, kl, self.kl_penalty(posterior, prior)
+
+    def latent_kl(self, frames, conditions):
+        """What the latent carries: KL(posterior || prior) per sequence, step and dimension.
+
+        The teacher-forced rollout in inference mode, as training sees it. A dimension
+        whose KL stays near 0 is unused: its posterior is the prior, so it tells the
+        predictor nothing the past did not.
+
+        Args:
+            frames: [B, T, 64, 64, C] ground truth.
+            conditions: [B, T, condition_dim], raw.
+
+        Returns:
+            float32 [B, T-1, noise_dim] in nats; step t predicts frame t.
+        """
+        _, posterior, prior = self._training_rollout(frames, conditions, True, False)
+        return self._kl(posterior, prior)
 
     def training_losses(self, data, teacher_forced, kl_anneal):
         """Loss and logged values of one training batch in one teacher-forcing mode.
@@ -518,10 +577,10 @@ class SVG(ScheduledTraining, keras.Model):
         """
         inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         frames = ops.cast(inputs["frames"], "float32")
-        predictions, mse, kl = self.rollout_losses(frames, inputs["conditions"], teacher_forced)
+        predictions, mse, kl, penalty = self.rollout_losses(frames, inputs["conditions"], teacher_forced)
         first_future = self.config.n_past - 1
         psnr = ops.mean(metrics.psnr(predictions[:, first_future:], frames[:, first_future + 1 :]))
-        return {"loss": mse + self.beta * kl_anneal * kl, "mse": mse, "kl": kl, "psnr": psnr}
+        return {"loss": mse + self.beta * kl_anneal * penalty, "mse": mse, "kl": kl, "psnr": psnr}
 
     def validation_logs(self, data):
         """Generation as at test time: tfr 0, latents from the prior, PSNR of the future."""

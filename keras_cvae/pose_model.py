@@ -20,7 +20,7 @@ import keras
 from keras import ops
 
 from keras_cvae import backends, metrics
-from keras_cvae.distributions import gaussian_kl, reparameterize
+from keras_cvae.distributions import gaussian_kl_per_dimension, reparameterize
 from keras_cvae.layers.pose import FrameGenerator, GaussianPredictor, feature_encoder
 from keras_cvae.layers.vgg import PACKAGE
 from keras_cvae.pose_config import PoseModelConfig
@@ -164,7 +164,7 @@ class PoseCVAE(ScheduledTraining, keras.Model):
         else:
             predictions = self.rollout(frames[:, 0], labels[:, 1:], latents, training)
         mse = ops.sum(ops.mean(ops.square(predictions - frames[:, 1:]), axis=(0, 2, 3, 4)))
-        kl_per_value = gaussian_kl(ops.expand_dims(mean, -1), ops.expand_dims(log_variance, -1))
+        kl_per_value = gaussian_kl_per_dimension(mean, log_variance)
         kl = ops.sum(ops.mean(ops.sum(kl_per_value, axis=(2, 3, 4)), axis=0))
         return predictions, mse, kl
 

@@ -38,9 +38,11 @@ class ScheduledTraining:
         self.kl_annealing = KLAnnealing(schedule="none")
         self.teacher_forcing = TeacherForcing(ratio=1.0, start_decay_epoch=0, decay_step=0.0)
         self.beta = 1.0
+        self.free_bits = 0.0
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKED}
 
-    def compile(self, optimizer="adam", kl_annealing=None, teacher_forcing=None, beta=1.0, **kwargs):
+    def compile(self, optimizer="adam", kl_annealing=None, teacher_forcing=None, beta=1.0, free_bits=0.0,
+                **kwargs):
         """Configures training.
 
         Args:
@@ -48,12 +50,14 @@ class ScheduledTraining:
             kl_annealing: A `KLAnnealing`; None keeps the annealing factor at 1.
             teacher_forcing: A `TeacherForcing`; None always feeds the ground truth.
             beta: Weight of the KL term at full strength.
+            free_bits: Nats of KL per rollout step left unpenalised (models that use it).
             **kwargs: Passed to `keras.Model.compile` (e.g. `jit_compile`).
         """
         super().compile(optimizer=optimizer, **kwargs)
         self.kl_annealing = kl_annealing or KLAnnealing(schedule="none")
         self.teacher_forcing = teacher_forcing or TeacherForcing(ratio=1.0, start_decay_epoch=0, decay_step=0.0)
         self.beta = float(beta)
+        self.free_bits = float(free_bits)
 
     @property
     def metrics(self):

@@ -19,7 +19,7 @@ from typing import Optional, Union
 import keras
 
 from keras_cvae import backends, tasks
-from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, RestoreEpochMetrics, RunCheckpoint,
+from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, LatentUsage, RestoreEpochMetrics, RunCheckpoint,
                                   SampleGif, TrainingDiverged, restore_random_state)
 from keras_cvae.config import ModelConfig, TrainConfig
 from keras_cvae.paths import why_not_creatable
@@ -238,18 +238,29 @@ def compile_model(model, train_config: TrainConfig):
         train_config: The training settings.
     """
     kl_annealing, teacher_forcing = schedules_from_config(train_config)
+    if train_config.free_bits and not hasattr(model, "kl_penalty"):
+        raise ValueError(f"free_bits (--free-bits) is not used by the {type(model).__name__} model; leave it at 0")
     model.compile(
         optimizer=keras.optimizers.Adam(train_config.learning_rate, beta_1=train_config.beta1,
                                         global_clipnorm=train_config.clip_norm),
         kl_annealing=kl_annealing,
         teacher_forcing=teacher_forcing,
         beta=train_config.beta,
-        # JAX has no graph mode but XLA: uncompiled, it re-traces every loop at every step.
-        jit_compile=(train_config.jit_compile or keras.backend.backend() == "jax")
-        and not train_config.run_eagerly,
+        free_bits=train_config.free_bits,
+        jit_compile=_uses_xla(train_config) and not train_config.run_eagerly,
         run_eagerly=train_config.run_eagerly,
     )
     model.optimizer.build(model.trainable_variables)
+
+
+def _uses_xla(train_config: TrainConfig) -> bool:
+    """Whether the steps compile with XLA: always on JAX (it has no graph mode but XLA;
+    uncompiled, it re-traces every loop at every step); on TensorFlow where the config
+    asks for it and a GPU is there (TensorFlow's XLA on a CPU runs these steps tens of
+    times slower than its graph mode)."""
+    if keras.backend.backend() == "jax":
+        return True
+    return train_config.jit_compile and backends.accelerator_present()
 
 
 def _tensorboard(log_dir):
@@ -365,6 +376,11 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
     curves = CurvePlotter(run.path / "curves.png", history, title)
     gifs = SampleGif(run.samples_dir, val_data[0], model.config.n_past, model.config.latent_shape,
                      train_config.seed)
+    # Models that can say what their latent carries (SVG) draw it after every epoch.
+    latent_usage = (
+        [LatentUsage(run.path / "latent_kl.json", val_data[0], model.config.z_dim, epoch, title)]
+        if hasattr(model, "latent_kl") else []
+    )
     budget = _time_budget(info, train_config, job, started, fresh=checkpoint is None)
     callbacks = [  # the guard first: it stops before anything saves a diverged state
         DivergenceGuard(first_step=step),
@@ -377,6 +393,7 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
                       backup_every_seconds=60.0 * job.backup_minutes, first_step=step,
                       stop_when=budget.spent if budget else None),
         curves,
+        *latent_usage,
         gifs,
     ]
     if checkpoint is not None and step == 0:

@@ -283,3 +283,58 @@ def test_mixed_precision_trains_with_float32_outputs(policy):
         assert out.dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_latent_kl_is_the_posterior_against_the_prior_per_dimension():
+    frames, conditions = make_batch()
+    fixed = SVG(dataclasses.replace(TINY, prior="fixed"), seed=0)
+    randomize_weights(fixed, seed=2)
+    kl = ops.convert_to_numpy(fixed.latent_kl(frames, conditions))
+    normalized = fixed.normalize_conditions(conditions)
+    codes, _ = fixed._encode_sequence(ops.convert_to_tensor(frames), normalized, False)
+    mean, log_variance = (ops.convert_to_numpy(x) for x in fixed.posterior_sequence(
+        codes[:, 1:], fixed.condition_pairs(normalized), False))
+    expected = 0.5 * (np.exp(log_variance) + mean**2 - 1.0 - log_variance)  # KL(q || N(0, I))
+    assert kl.shape == (3, TINY.window_length - 1, TINY.z_dim)
+    np.testing.assert_allclose(kl, expected, rtol=1e-4, atol=1e-6)
+
+    learned = SVG(TINY, seed=0)
+    randomize_weights(learned, seed=2)
+    kl = ops.convert_to_numpy(learned.latent_kl(frames, conditions))
+    _, _, total, _ = learned.rollout_losses(frames, conditions, teacher_forced=True, training=False)
+    assert np.all(kl >= -1e-6)
+    np.testing.assert_allclose(kl.sum(axis=(1, 2)).mean(), float(ops.convert_to_numpy(total)), rtol=1e-5)
+
+
+@TF_ONLY
+@pytest.mark.parametrize("prior", ["learned", "fixed"])
+def test_free_bits_spare_the_posterior_below_the_threshold_but_train_the_prior(prior):
+    import tensorflow as tf
+
+    model = SVG(dataclasses.replace(TINY, prior=prior), seed=0)
+    rng = np.random.default_rng(5)
+    tensors = [tf.Variable(rng.normal(0.0, 0.5, (3, 4, TINY.z_dim)).astype("float32")) for _ in range(4)]
+
+    def gradients(free_bits):
+        model.free_bits = free_bits
+        with tf.GradientTape() as tape:
+            q, p = (tensors[0], tensors[1]), (None if prior == "fixed" else (tensors[2], tensors[3]))
+            penalty = model.kl_penalty(q, p)
+            plain = tf.reduce_sum(tf.reduce_mean(tf.reduce_sum(model._kl(q, p), -1), 0))
+        return float(penalty), float(plain), tape.gradient(penalty, tensors, unconnected_gradients="zero")
+
+    value, plain, free = gradients(0.0)
+    assert value == pytest.approx(plain, rel=1e-6)
+    with tf.GradientTape() as tape:
+        q, p = (tensors[0], tensors[1]), (None if prior == "fixed" else (tensors[2], tensors[3]))
+        reference = tape.gradient(tf.reduce_sum(tf.reduce_mean(tf.reduce_sum(model._kl(q, p), -1), 0)), tensors,
+                                  unconnected_gradients="zero")
+    for got, expected in zip(free, reference):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
+
+    high = 1e3  # above every step's KL: the posterior is free, the prior still follows it
+    value, plain, spared = gradients(high)
+    assert value == pytest.approx(4 * high)  # sum over the 4 steps of max(KL_t, free bits)
+    assert not np.any(spared[0].numpy()) and not np.any(spared[1].numpy())
+    for got, expected in zip(spared[2:], reference[2:]):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)

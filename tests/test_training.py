@@ -70,6 +70,15 @@ def test_run_folder_holds_log_curves_gifs_and_checkpoints(interrupted_then_resum
     assert [c.name for c in run.checkpoints()] == ["epoch-0001", "epoch-0002"]
     assert (run.path / "curves.png").stat().st_size > 0
     assert sorted(p.name for p in run.samples_dir.iterdir()) == ["epoch-0001.gif", "epoch-0002.gif"]
+    latent = json.loads((run.path / "latent_kl.json").read_text())
+    z_dim, steps = run.model_config().z_dim, run.model_config().window_length - 1
+    assert latent["epochs"] == [1, 2]  # the resumed run kept the first epoch's record
+    assert np.asarray(latent["kl_per_dimension"]).shape == (2, z_dim)
+    assert np.asarray(latent["kl_per_step"]).shape == (2, steps)
+    # Flat latents: the mean KL of a dimension over the steps, summed, is the mean per step.
+    np.testing.assert_allclose(np.sum(latent["kl_per_dimension"], axis=1),
+                               np.mean(latent["kl_per_step"], axis=1), rtol=1e-5)
+    assert (run.path / "latent_kl.png").stat().st_size > 0
     assert any((run.path / "tensorboard").rglob("events.out.tfevents*"))
     with open(run.path / "log.csv") as stream:
         rows = list(csv.DictReader(stream))

@@ -29,7 +29,8 @@ def parse_args(argv=None):
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="Keras backend (any run loads on either); None: $KERAS_BACKEND, else tensorflow")
     parser.add_argument("--data", default=None,
-                        help="dataset folder; None: the data the run was trained on (run.json 'data')")
+                        help="dataset folder, or an embedded dataset's name (pushing, bouncing) "
+                        "(default: the data the run was trained on, run.json 'data')")
     parser.add_argument("--task", choices=TASKS, default=None,
                         help="the task the run must be (bair or pose); an error if it is another "
                         "(default: the run's own task from run.json, bair for runs without one)")

@@ -41,10 +41,12 @@ def parse_args(argv=None):
                         help="Keras backend: tensorflow, or jax (XLA; the way to train on GPUs "
                         "without TensorFlow) (default: $KERAS_BACKEND, else tensorflow)")
     parser.add_argument("--data", default=None,
-                        help="dataset: BAIR TFRecord folder, TFDS data_dir or lab folders; for --task "
-                        "pose a folder of train/train_img, train/train_label, val/val_img, "
-                        "val/val_label PNGs (default: the embedded pushing dataset, or for --task "
-                        "pose the embedded dance dataset, generated once into the cache)")
+                        help="dataset: BAIR TFRecord folder, TFDS data_dir or lab folders, or the name "
+                        "of an embedded dataset, generated once into the cache: 'pushing' (robot "
+                        "pushing, the default) or 'bouncing' (a disc that turns at random: a toy "
+                        "where the latent matters; write ./bouncing for a folder of that name); for "
+                        "--task pose a folder of train/train_img, train/train_label, val/val_img, "
+                        "val/val_label PNGs (default: the embedded dance dataset)")
     parser.add_argument("--out", type=Path, default=None,
                         help="new run folder (default: runs/<time>-<preset>-<kl>)")
     parser.add_argument("--resume", type=Path, default=None,
@@ -95,6 +97,11 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate; " + preset_default("learning_rate"))
     parser.add_argument("--beta", type=float, default=None,
                         help="KL weight at full strength; " + preset_default("beta"))
+    parser.add_argument("--free-bits", type=float, default=None,
+                        help="nats of KL per rollout step the posterior may carry unpenalised, so "
+                        "that the latent does not collapse onto the prior before the decoder uses "
+                        "it (the learned prior still follows it at full strength; 0 is the "
+                        "reference's plain KL); " + preset_default("free_bits"))
     parser.add_argument("--kl", choices=KL_SCHEDULES, default=None,
                         help="KL annealing: cyclical, monotonic (one ramp) or none (weight 1); "
                         + preset_default("kl"))
@@ -116,7 +123,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=None, help=preset_default("seed"))
     parser.add_argument("--no-xla", dest="jit_compile", action="store_false", default=None,
                         help="run the steps without XLA (TensorFlow graph mode; JAX always "
-                        "compiles with XLA) (default: XLA on)")
+                        "compiles with XLA) (default: XLA on a GPU; TensorFlow on a CPU runs "
+                        "without it, its XLA being far slower there)")
     parser.add_argument("--run-eagerly", action="store_true", default=None,
                         help="run the steps eagerly, uncompiled (debugging; default: off)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
@@ -131,7 +139,7 @@ def parse_args(argv=None):
 
 TRAIN_FLAGS = {  # TrainConfig field: argparse destination
     "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "validation_steps": "validation_steps",
-    "batch_size": "batch_size", "learning_rate": "lr", "beta": "beta", "kl": "kl",
+    "batch_size": "batch_size", "learning_rate": "lr", "beta": "beta", "free_bits": "free_bits", "kl": "kl",
     "kl_cycles": "kl_cycles", "kl_ratio": "kl_ratio", "tfr": "tfr",
     "tfr_start_decay_epoch": "tfr_start_decay_epoch", "tfr_decay_step": "tfr_decay_step",
     "tfr_floor": "tfr_floor", "seed": "seed", "jit_compile": "jit_compile",
