@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +29,49 @@ def temporary_sibling(path) -> Path:
     suffixes = "".join(path.suffixes) if path.suffix else ""
     stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
     return path.with_name(f".{stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{suffixes}")
+
+
+def _staging_prefix(path: Path) -> str:
+    return temporary_sibling(path).name.split(".tmp-")[0] + ".tmp-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_staging(path) -> list:
+    """Removes what killed writers of `path` left beside it: hidden `temporary_sibling`
+    files and folders whose process no longer runs.
+
+    Args:
+        path: The target file or folder.
+
+    Returns:
+        The removed paths.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    prefix, removed = _staging_prefix(path), []
+    for sibling in sorted(path.parent.glob(prefix + "*")):
+        try:
+            pid = int(sibling.name[len(prefix):].split("-")[0])
+        except ValueError:
+            continue
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        if sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+        removed.append(sibling)
+    return removed
 
 
 @contextlib.contextmanager
@@ -85,7 +129,8 @@ def staged_directory(path, replace: bool = False) -> Iterator[Path]:
     """Yields an empty temporary folder to fill; on success it becomes `path`.
 
     On failure (an exception, Ctrl-C) the temporary folder is removed and `path` is
-    untouched.
+    untouched. What a killed build of `path` left beside it is removed first, with a note
+    on stderr.
 
     Args:
         path: The folder to create.
@@ -98,6 +143,10 @@ def staged_directory(path, replace: bool = False) -> Iterator[Path]:
     path = Path(path)
     if path.exists() and not replace:
         raise FileExistsError(f"{path}: already exists")
+    stale = remove_stale_staging(path)
+    if stale:
+        print(f"note: removed {len(stale)} unfinished build(s) that a killed process left beside {path}: "
+              + ", ".join(p.name for p in stale), file=sys.stderr)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_sibling(path)
     temporary.mkdir(mode=DIR_MODE)

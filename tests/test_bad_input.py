@@ -184,7 +184,7 @@ def test_scripts_print_one_error_line_and_exit_non_zero(tmp_path, small_bair_dir
     assert not (tmp_path / "lab").exists()
     result = run_command("make_dataset", "--out", str(root), "--train", "1", "--test", "0", "--quiet")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {root}: already holds")
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {root}: exists and is not empty")
 
 
 def test_train_in_a_fresh_process_ends_in_one_error_line_without_the_cuinit_noise(tmp_path):

@@ -2,6 +2,8 @@
 mode policy (0644 files, 0755 folders) whatever the umask."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -64,3 +66,19 @@ def test_a_staged_directory_appears_whole_or_not_at_all(tmp_path):
         (staged / "model.onnx").write_text("v2")
     assert listing(tmp_path) == ["export"] and listing(target) == ["model.onnx"]
     assert (target / "model.onnx").read_text() == "v2"
+
+
+def test_only_what_dead_processes_left_is_removed(tmp_path):
+    target = tmp_path / "dataset"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has ended
+    left = tmp_path / f".dataset.tmp-{dead_pid}-0a0b0c0d"
+    (left / "train").mkdir(parents=True)
+    running = tmp_path / f".dataset.tmp-{os.getppid()}-01020304"  # our parent still runs
+    running.mkdir()
+    unrelated = tmp_path / ".other.tmp-1-01020304"
+    unrelated.mkdir()
+    mine = tmp_path / "dataset-notes.txt"
+    mine.write_text("keep")
+    assert files.remove_stale_staging(target) == [left]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, unrelated.name, mine.name])

@@ -19,6 +19,7 @@ from pathlib import Path
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data import tfrecord
 from keras_cvae.data.errors import DataError
+from keras_cvae.files import staged_directory
 from keras_cvae.paths import why_not_creatable
 
 TEST_INDEX_OFFSET = 1_000_000
@@ -124,4 +125,37 @@ def write_generated_dataset(out_dir, *, n_train: int, n_test: int, seed: int, wo
     finally:
         if bar is not None:
             bar.close()
+    return out_dir
+
+
+def generate_dataset(out_dir, **settings) -> Path:
+    """Generates a new dataset folder: built beside `out_dir` and renamed onto it once
+    complete, so a kill never leaves half a dataset where a reader would take it for one
+    (the next run removes what a killed one left, see `files.staged_directory`).
+
+    Args:
+        out_dir: The dataset folder to create; it must not exist, or be empty.
+        **settings: `write_generated_dataset`'s keyword arguments.
+
+    Returns:
+        `out_dir` as a Path.
+
+    Raises:
+        DataError: `out_dir` exists and is not empty, or as `write_generated_dataset`.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise DataError(f"{out_dir}: exists and is not empty; datasets are written to a new or empty folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"{out_dir}: exists and is not a folder")
+    reason = why_not_creatable(out_dir)
+    if reason is not None:
+        raise DataError(f"{out_dir}: cannot create the output folder ({reason})")
+    if out_dir.exists():
+        out_dir.rmdir()
+    try:
+        with staged_directory(out_dir) as building:
+            write_generated_dataset(building, **settings)
+    except FileExistsError as error:
+        raise DataError(f"{out_dir}: another process created it meanwhile") from error
     return out_dir
