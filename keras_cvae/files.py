@@ -182,3 +182,28 @@ def _apply_modes(folder: Path):
             os.chmod(os.path.join(root, name), DIR_MODE)
         for name in files:
             os.chmod(os.path.join(root, name), FILE_MODE)
+
+
+def try_lock(stream) -> bool:
+    """Takes a non-blocking exclusive lock on an open file; False if another holds it.
+
+    The operating system drops the lock when the process ends, `kill -9` included.
+
+    Args:
+        stream: A file object opened for writing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(stream.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

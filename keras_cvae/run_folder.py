@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keras_cvae.config import ModelConfig, TrainConfig
-from keras_cvae.files import atomic_save, atomic_write_text
+from keras_cvae.files import atomic_save, atomic_write_text, try_lock
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
@@ -213,7 +213,7 @@ class RunFolder:
             raise RunError(f"{self.path}: cannot be written ({error.strerror}); a run needs a "
                            "writable folder: copy it somewhere writable to resume it") from None
         with stream:
-            if not _try_lock(stream):
+            if not try_lock(stream):
                 stream.seek(0)
                 owner = stream.read().strip() or "unknown"
                 raise RunError(f"{self.path}: in use by another training process (pid {owner}); "
@@ -248,25 +248,6 @@ class RunFolder:
             return keras.saving.load_model(self.model_file, compile=False)
         except Exception as error:  # Keras raises many types for a damaged archive.
             raise RunError(f"{self.model_file}: cannot be loaded ({error})") from None
-
-
-def _try_lock(stream) -> bool:
-    """Takes a non-blocking exclusive lock on an open file; False if another holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        try:
-            msvcrt.locking(stream.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    try:
-        fcntl.flock(stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 def latest_run(root="runs") -> RunFolder:

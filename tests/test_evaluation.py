@@ -381,3 +381,42 @@ def test_one_sample_reports_no_diversity():
     result = EvalResult(n_past=2, horizon=3, model_scores={name: scores for name in METRIC_NAMES},
                         baseline_scores={name: scores[0] for name in METRIC_NAMES})
     assert "diversity" not in summarize(result)
+
+
+def quick_eval(run, out, **changes):
+    settings = dict(run=str(run.path), samples=1, batch_size=2, max_sequences=2, out=str(out), gif_sequences=(),
+                    progress=False)
+    return evaluate_run(EvalConfig(**{**settings, **changes}))
+
+
+def test_out_is_replaced_whole_and_never_a_folder_of_the_users(tiny_run, tmp_path, monkeypatch):
+    from keras_cvae.evaluation import outputs, run as evaluation_run
+
+    out = tmp_path / "eval"
+    quick_eval(tiny_run, out, gif_sequences=(1,))
+    first = (out / "metrics.json").read_text()
+    assert (out / "sequence-0001.gif").is_file()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill while the pictures are written
+    monkeypatch.setattr(evaluation_run, "write_pictures", killed)
+    with pytest.raises(KeyboardInterrupt):
+        quick_eval(tiny_run, out, seed=9)
+    monkeypatch.undo()
+    assert (out / "metrics.json").read_text() == first  # the old evaluation, whole
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["eval"]
+
+    quick_eval(tiny_run, out, seed=9)  # a new evaluation replaces the old one's files
+    assert not (out / "sequence-0001.gif").exists()
+    assert json.loads((out / "metrics.json").read_text())["protocol"]["seed"] == 9
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("precious")
+    with pytest.raises(EvaluationError, match="not an evaluation folder"):
+        quick_eval(tiny_run, mine)
+    assert [p.name for p in mine.iterdir()] == ["thesis.txt"]
+
+    with outputs.destination_lock(out):  # another evaluation is writing it
+        with pytest.raises(EvaluationError, match="another evaluation is writing it"):
+            quick_eval(tiny_run, out)

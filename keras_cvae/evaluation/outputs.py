@@ -1,6 +1,9 @@
 """The files of an evaluation: metrics.json, the predictions .npz, the metric plot, GIFs and strips."""
 
+import contextlib
 import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -8,10 +11,61 @@ import numpy as np
 from keras_cvae import plots, visualize
 from keras_cvae.evaluation.protocol import EvaluationError
 from keras_cvae.evaluation.report import series_label, series_scores
-from keras_cvae.files import atomic_save, atomic_write_text
+from keras_cvae.files import atomic_save, atomic_write_text, try_lock
 from keras_cvae.paths import why_not_creatable
 
 MAX_DRAWN_SAMPLES = 5  # samples side by side in a GIF or strip, so it stays readable
+# The names an evaluation folder holds: what `write_metrics` and `write_pictures` write.
+EVALUATION_FILES = re.compile(r"metrics\.json|per_frame_metrics\.png|sequence-\d+(-strip\.png|\.gif)")
+
+
+def check_destination(out):
+    """Refuses an `--out` that is neither new, empty, nor an earlier evaluation folder.
+
+    Args:
+        out: The evaluation folder.
+
+    Raises:
+        EvaluationError: `out` is a file, or a folder holding anything but an evaluation's files.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EvaluationError(f"{out}: is a file; --out takes a folder")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if not EVALUATION_FILES.fullmatch(p.name))
+        if foreign:
+            raise EvaluationError(
+                f"{out}: not an evaluation folder (it holds {', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); choose a new --out: an evaluation replaces "
+                "its folder")
+
+
+@contextlib.contextmanager
+def destination_lock(out):
+    """Holds `out` for one evaluation: a second one into the same folder is refused at once.
+
+    The lock is a hidden file beside `out` (`.<name>.lock`); the operating system drops it
+    when the process ends.
+
+    Args:
+        out: The evaluation folder.
+
+    Raises:
+        EvaluationError: Another evaluation is writing `out`.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "a+") as stream:
+        if not try_lock(stream):
+            stream.seek(0)
+            owner = stream.read().strip() or "unknown"
+            raise EvaluationError(f"{out}: another evaluation is writing it (pid {owner}); wait for it or "
+                                  "choose another --out")
+        stream.seek(0)
+        stream.truncate()
+        stream.write(str(os.getpid()))
+        stream.flush()
+        yield
 
 
 def predictions_path(path) -> Path:

@@ -5,7 +5,9 @@ import time
 from pathlib import Path
 
 from keras_cvae import tasks
-from keras_cvae.evaluation.outputs import predictions_path, save_predictions, write_metrics, write_pictures
+from keras_cvae.evaluation.outputs import (check_destination, destination_lock, predictions_path,
+                                           save_predictions, write_metrics, write_pictures)
+from keras_cvae.files import staged_directory
 from keras_cvae.evaluation.protocol import EvalConfig, EvaluationError
 from keras_cvae.evaluation.report import build_report, format_table
 from keras_cvae.evaluation.scoring import evaluate_model
@@ -46,6 +48,17 @@ def evaluate_run(config: EvalConfig):
     if problem:  # found now, not after the evaluation
         raise EvaluationError(f"{out}: cannot be written ({problem})"
                               + ("; pass --out to write the evaluation elsewhere" if config.out is None else ""))
+    check_destination(out)
+    with destination_lock(out):
+        report, files = _evaluate(config, run, info, task, model_config, (n_past, horizon), out, started)
+    return {**report, "table": format_table(report), "files": files}
+
+
+def _evaluate(config, run, info, task, model_config, protocol, out, started):
+    """The evaluation proper, its files written to a staging folder that then replaces
+    `out` in one step (`out` never mixes two evaluations; a kill leaves the old one):
+    (report, written paths)."""
+    n_past, horizon = protocol
     model = run.load_model()
     source = config.data if config.data is not None else info.get("data")
     data = task.describe(source, model_config)
@@ -72,7 +85,7 @@ def evaluate_run(config: EvalConfig):
         )
     report = build_report(config, result, run=run, info=info, model_config=model_config, data=data)
     report["protocol"].update(task.protocol_notes)
-    files = write_pictures(out, result, report, config.gif_sequences)
+    files = []
     if config.save_predictions is not None:
         files.append(str(save_predictions(config.save_predictions, result)))
     report["time"] = {
@@ -80,5 +93,8 @@ def evaluate_run(config: EvalConfig):
         "sequences_per_second": result.sequences / result.rollout_seconds,
         "total_seconds": time.perf_counter() - started,
     }
-    files.insert(0, str(write_metrics(out, report)))
-    return {**report, "table": format_table(report), "files": files}
+    with staged_directory(out, replace=True) as folder:
+        write_metrics(folder, report)
+        written = write_pictures(folder, result, report, config.gif_sequences)
+    files = [str(out / "metrics.json"), *(str(out / Path(path).name) for path in written), *files]
+    return report, files
