@@ -1,13 +1,13 @@
-"""Shared fixtures: one tiny generated dataset per test session; the background JAX run."""
+"""Shared fixtures: one tiny generated dataset per test session; the background runs."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import jax_rerun
+import background
 
-JAX_RUN = pytest.StashKey[jax_rerun.JaxRun]()
+BACKGROUND = pytest.StashKey[dict]()
 
 # 260 train sequences: traj_0_to_255 (train) and traj_256_to_259 (val); 4 test sequences.
 N_TRAIN = 260
@@ -70,20 +70,20 @@ def write_run():
 
 @pytest.hookimpl(trylast=True)  # after -m/-k have deselected
 def pytest_collection_modifyitems(session, config, items):
-    """Starts the JAX re-run now if its test is selected, and moves that test (which waits
-    for the run) to the end, so the run overlaps every other test."""
-    waiting = [item for item in items if item.name == jax_rerun.TEST_NAME]
+    """Starts the background run of every selected test that waits for one, and moves
+    those tests to the end, so the runs overlap every other test."""
+    waiting = [item for item in items if item.name in background.STARTERS]
     if waiting:
-        items[:] = [item for item in items if item.name != jax_rerun.TEST_NAME] + waiting
-        config.stash[JAX_RUN] = jax_rerun.start()
+        items[:] = [item for item in items if item.name not in background.STARTERS] + waiting
+        config.stash[BACKGROUND] = {item.name: background.STARTERS[item.name]() for item in waiting}
 
 
 def pytest_unconfigure(config):
-    if JAX_RUN in config.stash:
-        jax_rerun.stop(config.stash[JAX_RUN])
+    for run in config.stash.get(BACKGROUND, {}).values():
+        background.stop(run)
 
 
 @pytest.fixture
-def jax_run(request):
-    """The background JAX run started at collection."""
-    return request.config.stash[JAX_RUN]
+def background_run(request):
+    """The background run of the requesting test, started at collection."""
+    return request.config.stash[BACKGROUND][request.node.name]

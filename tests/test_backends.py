@@ -19,7 +19,7 @@ from keras import ops
 from keras_cvae.config import get_preset
 from keras_cvae.model import SVG
 from keras_cvae.schedules import KLAnnealing, TeacherForcing
-import jax_rerun
+import background
 from model_weights import randomize_weights
 from no_tensorflow import ROOT
 
@@ -138,12 +138,12 @@ def test_schedules_see_the_current_step_inside_one_jitted_fit_on_jax(jax_results
         assert len(set(np.round(per_step, 4))) > 1, name
 
 
-def test_marked_tests_pass_on_jax(jax_run):
+def test_marked_tests_pass_on_jax(background_run):
     """The backend-agnostic tests (marked `jax`) pass with KERAS_BACKEND=jax.
 
     conftest.py started that run in the background after collection; this waits for it.
     """
-    status, output = jax_rerun.finish(jax_run, timeout=1200)
+    status, output = background.finish(background_run, timeout=1200)
     summary = output.strip().splitlines()[-1] if output.strip() else ""
     assert status == 0, output[-6000:]
     assert " passed" in summary and " failed" not in summary, summary

@@ -1,14 +1,13 @@
 """The GPU session's dress rehearsal and the way back, end to end, as they run for real.
 
-The rehearsal runs `benchmarks/gpu_session.sh rehearse` exactly as the GPU machine runs the
+The rehearsal (started in the background at collection, see background.py) runs
+`benchmarks/gpu_session.sh rehearse` exactly as the GPU machine runs the
 real session: Keras installed from wheel files into a target folder, TensorFlow
 unimportable, JAX (so it trains and evaluates with no TensorFlow, through the scripts); then `benchmarks/gpu_return.py` turns the returned files into an
 exported, evaluated model. The return limits' checker is tested on its own too.
 """
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import background  # noqa: E402
 from gpu_session import check_return_limits  # noqa: E402
 
 
@@ -39,24 +39,15 @@ def test_the_return_limits_name_every_breach(tmp_path):
     assert check_return_limits(tmp_path) == []
 
 
-def ensure_wheels():
-    wheels = ROOT / ".whl"
-    if not any(wheels.glob(f"optree-*-cp{sys.version_info.major}{sys.version_info.minor}-*.whl")):
-        # From the package registry, as setup.sh installs the requirements.
-        subprocess.run(["bash", "benchmarks/gpu_session.sh", "wheels"], cwd=ROOT, check=True,
-                       env={**os.environ, "PYTHON": sys.executable}, capture_output=True)
-
-
 @pytest.mark.slow
-def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model(tmp_path, capsys):
-    ensure_wheels()
-    out = tmp_path / "returned"
-    session = subprocess.run(["bash", "benchmarks/gpu_session.sh", "rehearse",
-                              "--commit", "rehearsal"], cwd=ROOT, capture_output=True, text=True,
-                             env={**os.environ, "OUT": str(out), "PYTHON": sys.executable}, timeout=400)
-    assert session.returncode == 0, session.stdout[-3000:] + session.stderr[-3000:]
+def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model(tmp_path, capsys, background_run):
+    # conftest.py started the rehearsal in the background after collection (background.py).
+    status, output = background.finish(background_run, timeout=600)
+    assert status == 0, output[-6000:]
+    out = background_run.scratch / "returned"
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["elapsed_s"] <= 300 + 15  # the deadline holds, give or take a process exit
+    assert summary["deadline_s"] == background.REHEARSAL_DEADLINE_S
+    assert summary["elapsed_s"] <= summary["deadline_s"] + 15  # it holds, give or take a process exit
     assert {name: stage["status"] for name, stage in summary["stages"].items()} == {
         name: "ran" for name in ("environment", "data", "bench", "flagship", "evaluate", "package")}
     assert summary["stages"]["environment"]["backend"] == "jax"

@@ -1,0 +1,79 @@
+"""The suite's slowest, self-contained runs, started in the background at collection.
+
+Each is a separate process whose test only checks its result, so conftest.py starts the
+ones whose tests are selected as soon as the tests are collected, moves those tests to
+the end, and every other test overlaps them:
+
+- the JAX re-run of the `jax`-marked tests (several minutes on 2 cores);
+- the GPU session's rehearsal (`benchmarks/gpu_session.sh rehearse`, about two minutes).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+JAX_MARKER = "jax and not tf_only"
+
+
+@dataclass(frozen=True)
+class BackgroundRun:
+    """A running process, the file its output goes to and its scratch folder."""
+
+    process: subprocess.Popen
+    log: Path
+    scratch: Path
+
+
+def _start(command, env) -> BackgroundRun:
+    scratch = Path(tempfile.mkdtemp(prefix="keras-cvae-background-"))
+    log = scratch / "output.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "SCRATCH": str(scratch)},
+                                   stdout=output, stderr=subprocess.STDOUT, text=True)
+    return BackgroundRun(process, log, scratch)
+
+
+def start_jax_rerun() -> BackgroundRun:
+    """`pytest -m "jax and not tf_only"` with KERAS_BACKEND=jax."""
+    return _start([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", JAX_MARKER,
+                   str(ROOT / "tests")], {"KERAS_BACKEND": "jax"})
+
+
+REHEARSAL_DEADLINE_S = 540  # shares 2 cores with the suite and the JAX re-run
+
+
+def start_rehearsal() -> BackgroundRun:
+    """The Keras wheels fetched if missing, then the rehearsal, its files under SCRATCH/returned."""
+    wheel = f"optree-*-cp{sys.version_info.major}{sys.version_info.minor}-*.whl"
+    script = (f'ls .whl/{wheel} >/dev/null 2>&1 || bash benchmarks/gpu_session.sh wheels >/dev/null; '
+              'OUT="$SCRATCH/returned" exec bash benchmarks/gpu_session.sh rehearse --commit rehearsal '
+              f'--deadline {REHEARSAL_DEADLINE_S}')
+    return _start(["bash", "-c", script], {"PYTHON": sys.executable})
+
+
+# The test that waits for each run: its starter.
+STARTERS = {"test_marked_tests_pass_on_jax": start_jax_rerun,
+            "test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model": start_rehearsal}
+
+
+def finish(run: BackgroundRun, timeout: float) -> tuple:
+    """Waits for the run: (exit status, its output). The scratch folder stays for the test."""
+    try:
+        status = run.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(run)
+        raise
+    return status, run.log.read_text()
+
+
+def stop(run: BackgroundRun):
+    """Kills the run if it is still going and removes its scratch folder."""
+    if run.process.poll() is None:
+        run.process.kill()
+        run.process.wait()
+    shutil.rmtree(run.scratch, ignore_errors=True)
