@@ -184,7 +184,7 @@ def _apply_modes(folder: Path):
             os.chmod(os.path.join(root, name), FILE_MODE)
 
 
-def try_lock(stream) -> bool:
+def _try_lock(stream) -> bool:
     """Takes a non-blocking exclusive lock on an open file; False if another holds it.
 
     The operating system drops the lock when the process ends, `kill -9` included.
@@ -207,3 +207,24 @@ def try_lock(stream) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def claim_lock(stream):
+    """Locks an open lock file for this process and writes its pid in it.
+
+    The operating system drops the lock when the process ends, `kill -9` included.
+
+    Args:
+        stream: The lock file, opened with mode "a+".
+
+    Returns:
+        None once locked; the holder's pid as it wrote it if another process holds the lock.
+    """
+    if not _try_lock(stream):
+        stream.seek(0)
+        return stream.read().strip() or "unknown"
+    stream.seek(0)
+    stream.truncate()
+    stream.write(str(os.getpid()))
+    stream.flush()
+    return None

@@ -17,7 +17,6 @@ writes are hidden (their names start with a dot) and match no reader's pattern.
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import zipfile
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keras_cvae.config import ModelConfig, TrainConfig
-from keras_cvae.files import atomic_save, atomic_write_text, try_lock
+from keras_cvae.files import atomic_save, atomic_write_text, claim_lock
 
 RUN_FILE = "run.json"
 MODEL_FILE = "model.keras"
@@ -213,15 +212,10 @@ class RunFolder:
             raise RunError(f"{self.path}: cannot be written ({error.strerror}); a run needs a "
                            "writable folder: copy it somewhere writable to resume it") from None
         with stream:
-            if not try_lock(stream):
-                stream.seek(0)
-                owner = stream.read().strip() or "unknown"
+            owner = claim_lock(stream)
+            if owner is not None:
                 raise RunError(f"{self.path}: in use by another training process (pid {owner}); "
                                "wait for it to finish or choose another --out")
-            stream.seek(0)
-            stream.truncate()
-            stream.write(str(os.getpid()))
-            stream.flush()
             try:
                 yield
             finally:

@@ -2,7 +2,6 @@
 
 import contextlib
 import json
-import os
 import re
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 from keras_cvae import plots, visualize
 from keras_cvae.evaluation.protocol import EvaluationError
 from keras_cvae.evaluation.report import series_label, series_scores
-from keras_cvae.files import atomic_save, atomic_write_text, try_lock
+from keras_cvae.files import atomic_save, atomic_write_text, claim_lock
 from keras_cvae.paths import why_not_creatable
 
 MAX_DRAWN_SAMPLES = 5  # samples side by side in a GIF or strip, so it stays readable
@@ -56,15 +55,10 @@ def destination_lock(out):
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "a+") as stream:
-        if not try_lock(stream):
-            stream.seek(0)
-            owner = stream.read().strip() or "unknown"
+        owner = claim_lock(stream)
+        if owner is not None:
             raise EvaluationError(f"{out}: another evaluation is writing it (pid {owner}); wait for it or "
                                   "choose another --out")
-        stream.seek(0)
-        stream.truncate()
-        stream.write(str(os.getpid()))
-        stream.flush()
         yield
 
 
