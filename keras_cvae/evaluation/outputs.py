@@ -43,8 +43,8 @@ def check_destination(out):
 def destination_lock(out):
     """Holds `out` for one evaluation: a second one into the same folder is refused at once.
 
-    The lock is a hidden file beside `out` (`.<name>.lock`); the operating system drops it
-    when the process ends.
+    The lock is a hidden file beside `out` (`.<name>.lock`), removed at the end; the
+    operating system drops the lock when the process ends, so a kill never leaves it held.
 
     Args:
         out: The evaluation folder.
@@ -53,13 +53,21 @@ def destination_lock(out):
         EvaluationError: Another evaluation is writing `out`.
     """
     out = Path(out)
+    created = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "a+") as stream:
+    lock = out.parent / f".{out.name}.lock"
+    with open(lock, "a+") as stream:
         owner = claim_lock(stream)
         if owner is not None:
             raise EvaluationError(f"{out}: another evaluation is writing it (pid {owner}); wait for it or "
                                   "choose another --out")
-        yield
+        try:
+            yield
+        finally:  # nothing of the lock is left, nor the folders made for it if nothing else came
+            lock.unlink(missing_ok=True)
+            for folder in created:
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
 
 
 def predictions_path(path) -> Path:
