@@ -30,14 +30,24 @@ def train_args(data, out=None, resume=None):
             "--data-engine", "numpy", "--backup-every", str(BACKUP), "--verbose", "0", "--seed", "3"]
 
 
-def run_training(args, kill_point=None, kill_count=1):
+def start_training(args, kill_point=None, kill_count=1):
     command = [sys.executable, "-m", "keras_cvae.cli.train", *args]
     if kill_point is not None:
         command = [sys.executable, str(REPO / "tests" / "crash_driver.py"), kill_point,
                    str(kill_count), *args]
     env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_BACKEND": "tensorflow",
            "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(process):
+    """The process's CompletedProcess once it ends."""
+    stdout, stderr = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_training(args, kill_point=None, kill_count=1):
+    return finished(start_training(args, kill_point, kill_count))
 
 
 def log_rows(run):
@@ -48,8 +58,7 @@ def log_rows(run):
 @pytest.fixture(scope="module")
 def straight_and_killed(generated_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("crash")
-    straight = run_training(train_args(generated_dir, out=root / "straight"))
-    assert straight.returncode == 0, straight.stderr
+    straight = start_training(train_args(generated_dir, out=root / "straight"))  # beside the killed chain
     killed = root / "killed"
     positions = []
     first = run_training(train_args(generated_dir, out=killed), "step", STEPS + 2 * BACKUP)
@@ -60,6 +69,8 @@ def straight_and_killed(generated_dir, tmp_path_factory):
         result = run_training(train_args(generated_dir, resume=killed), point, count)
         expected = 0 if point is None else -signal.SIGKILL
         assert result.returncode == expected, (point, result.stderr)
+    straight = finished(straight)
+    assert straight.returncode == 0, straight.stderr
     return RunFolder(root / "straight"), RunFolder(killed), positions
 
 

@@ -254,7 +254,8 @@ def test_save_and_load_restores_every_weight(tmp_path, config):
 def test_a_few_fit_steps_lower_the_loss():
     keras.utils.set_random_seed(0)
     model = SVG(TINY, seed=0)
-    model.compile(keras.optimizers.Adam(2e-3), kl_annealing=KLAnnealing("none"), jit_compile=ON_JAX)
+    model.compile(keras.optimizers.Adam(2e-3), kl_annealing=KLAnnealing("none"), jit_compile=ON_JAX,
+                  run_eagerly=not ON_JAX)  # tracing both branches costs more than 24 eager steps
     rng = np.random.default_rng(0)
     # Smooth, learnable frames: a constant colour per sequence that drifts slowly.
     colours = rng.random((4, 1, 1, 1, 3), dtype=np.float32)
@@ -338,3 +339,23 @@ def test_free_bits_spare_the_posterior_below_the_threshold_but_train_the_prior(p
     assert not np.any(spared[0].numpy()) and not np.any(spared[1].numpy())
     for got, expected in zip(spared[2:], reference[2:]):
         np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_the_posterior_sees_the_frame_it_explains_and_the_prior_does_not():
+    # What lets z carry a random turn: q(z_t) reads frame t, p(z_t) only frames before it.
+    model = SVG(TINY, seed=0)
+    randomize_weights(model, seed=3)
+    frames, conditions = make_batch()
+    changed = frames.copy()
+    k = TINY.n_past + 1  # a future frame, explained by step k
+    changed[:, k] = 1.0 - changed[:, k]
+    outputs = []
+    for batch in (frames, changed):
+        _, posterior, prior = model._training_rollout(batch, conditions, True, False)
+        outputs.append([ops.convert_to_numpy(x) for x in (*posterior, *prior)])
+    (q_mean, _, p_mean, _), (q_changed, _, p_changed, _) = outputs
+    step = k - 1  # index of step k among the steps 1..T-1
+    assert np.abs(q_changed[:, step] - q_mean[:, step]).max() > 1e-3
+    np.testing.assert_array_equal(p_changed[:, : step + 1], p_mean[:, : step + 1])
+    np.testing.assert_array_equal(q_changed[:, :step], q_mean[:, :step])
+    assert np.abs(p_changed[:, step + 1] - p_mean[:, step + 1]).max() > 1e-3  # the next step's prior reads it
