@@ -131,7 +131,7 @@ def test_simulator_workers_do_not_import_tensorflow():
     import sys
     from pathlib import Path
 
-    code = ("import sys, keras_cvae.data.generate as g; g._simulate_record(("pushing", 0, 0)); "
+    code = ("import sys, keras_cvae.data.generate as g; g._simulate_record(('pushing', 0, 0)); "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
                          capture_output=True, text=True, timeout=120)
