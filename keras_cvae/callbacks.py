@@ -235,9 +235,11 @@ class CurvePlotter(keras.callbacks.Callback):
 
 
 class SampleGif(keras.callbacks.Callback):
-    """Writes a GIF of one validation sequence, ground truth beside prediction, per epoch.
+    """Writes a GIF of one validation sequence per epoch: the ground truth beside
+    `samples` samples of the model's prediction (several show the latent at work, or
+    samples that are all alike).
 
-    The noise is fixed, so successive GIFs show the same draw as the model learns.
+    The noise is fixed, so successive GIFs show the same draws as the model learns.
 
     Args:
         directory: Folder for samples/epoch-NNNN.gif.
@@ -245,16 +247,18 @@ class SampleGif(keras.callbacks.Callback):
         n_past: Context frames.
         latent_shape: Shape of one step's latent noise, without the batch ((noise_dim,) for SVG).
         seed: Seed of the fixed noise.
+        samples: Samples drawn side by side.
     """
 
-    def __init__(self, directory, batch, n_past, latent_shape, seed):
+    def __init__(self, directory, batch, n_past, latent_shape, seed, samples=1):
         super().__init__()
         self.directory = directory
+        self.samples = samples
         self.frames = batch["frames"][:1]
-        self.conditions = batch["conditions"][:1]
+        self.conditions = np.repeat(batch["conditions"][:1], samples, axis=0)
         self.n_past = n_past
         horizon = self.frames.shape[1] - n_past
-        self.noise = np.random.default_rng(seed).standard_normal((1, horizon, *latent_shape), "float32")
+        self.noise = np.random.default_rng(seed).standard_normal((samples, horizon, *latent_shape), "float32")
 
     def on_epoch_end(self, epoch, logs=None):
         self.write(epoch + 1)
@@ -265,14 +269,12 @@ class SampleGif(keras.callbacks.Callback):
     def write(self, epoch):
         """Writes the GIF of the model as it is after `epoch` epochs."""
         inputs = {
-            "context": self.frames[:, : self.n_past],
+            "context": np.repeat(self.frames[:, : self.n_past], self.samples, axis=0),
             "conditions": self.conditions,
             "noise": self.noise,
         }
-        prediction = keras.ops.convert_to_numpy(self.model(inputs, training=False))[0]
-        visualize.save_comparison_gif(
-            self.path(epoch), self.frames[0], prediction, self.n_past
-        )
+        samples = keras.ops.convert_to_numpy(self.model(inputs, training=False))
+        visualize.save_comparison_gif(self.path(epoch), self.frames[0], list(samples), self.n_past)
 
 
 class LatentUsage(keras.callbacks.Callback):

@@ -374,13 +374,14 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         val_data = ValidationBatches(task.validation_batches(info, train_config, engine))
     title = f"{run.path.name}: {info['preset']} preset, KL {train_config.kl}"
     curves = CurvePlotter(run.path / "curves.png", history, title)
-    gifs = SampleGif(run.samples_dir, val_data[0], model.config.n_past, model.config.latent_shape,
-                     train_config.seed)
-    # Models that can say what their latent carries (SVG) draw it after every epoch.
+    # Models that can say what their latent carries (SVG) draw it after every epoch, and
+    # their epoch GIFs show three samples side by side.
     latent_usage = (
         [LatentUsage(run.path / "latent_kl.json", val_data[0], model.config.z_dim, epoch, title)]
         if hasattr(model, "latent_kl") else []
     )
+    gifs = SampleGif(run.samples_dir, val_data[0], model.config.n_past, model.config.latent_shape,
+                     train_config.seed, samples=3 if latent_usage else 1)
     budget = _time_budget(info, train_config, job, started, fresh=checkpoint is None)
     callbacks = [  # the guard first: it stops before anything saves a diverged state
         DivergenceGuard(first_step=step),

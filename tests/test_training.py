@@ -70,6 +70,13 @@ def test_run_folder_holds_log_curves_gifs_and_checkpoints(interrupted_then_resum
     assert [c.name for c in run.checkpoints()] == ["epoch-0001", "epoch-0002"]
     assert (run.path / "curves.png").stat().st_size > 0
     assert sorted(p.name for p in run.samples_dir.iterdir()) == ["epoch-0001.gif", "epoch-0002.gif"]
+    from PIL import Image
+
+    from keras_cvae import visualize
+
+    cell = 64 * 2 + 2 * 2  # the GIF's scale and border
+    width = Image.open(run.samples_dir / "epoch-0002.gif").size[0]
+    assert width == visualize.GAP + 4 * (cell + visualize.GAP)  # the ground truth and three samples
     latent = json.loads((run.path / "latent_kl.json").read_text())
     z_dim, steps = run.model_config().z_dim, run.model_config().window_length - 1
     assert latent["epochs"] == [1, 2]  # the resumed run kept the first epoch's record
