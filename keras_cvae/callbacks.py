@@ -1,7 +1,9 @@
 """Keras callbacks of a training run: a divergence guard, checkpoints, curves and GIFs."""
 
+import collections
 import json
 import math
+import sys
 import time
 
 import keras
@@ -104,6 +106,72 @@ class DivergenceGuard(keras.callbacks.Callback):
             raise TrainingDiverged(epoch + 1, None, problem or f"weight {weight} is not finite")
 
 
+class LossWatch:
+    """The per-step training losses of the recent past, to tell a loss that explodes.
+
+    Keras logs an epoch's running mean after each step; the watch recovers each step's own
+    loss from two successive means. A step's loss is suspect when it is not finite or more
+    than `factor` times the median of the `window` steps before it (judged once `warmup`
+    steps are known; before that only finiteness counts). The median follows the run, so a
+    lasting change of level (a resume with another learning rate) is accepted after about
+    half a window.
+
+    Args:
+        window: Steps the median is taken over.
+        factor: How far above the median a loss may be.
+        warmup: Steps needed before the factor is applied.
+        recent: Losses of earlier steps (a checkpoint's `recent_losses`), oldest first.
+    """
+
+    def __init__(self, window=100, factor=10.0, warmup=10, recent=()):
+        self.window = window
+        self.factor = factor
+        self.warmup = warmup
+        self.losses = collections.deque((float(v) for v in recent), maxlen=window + 1)
+        self.previous_mean = None
+
+    def start_epoch(self):
+        """Called at an epoch's start: the running mean starts again."""
+        self.previous_mean = None
+
+    def record(self, step, running_mean):
+        """Adds a step's loss.
+
+        Args:
+            step: The step's number in its epoch, from 1.
+            running_mean: The epoch's mean loss over steps 1..`step`, as Keras logs it.
+        """
+        running_mean = float(running_mean)
+        if step == 1:
+            loss = running_mean
+        elif self.previous_mean is not None:
+            loss = step * running_mean - (step - 1) * self.previous_mean
+        else:  # the first step after a mid-epoch resume: the mean before it is unknown
+            loss = None
+        self.previous_mean = running_mean
+        if loss is not None:
+            self.losses.append(loss)
+
+    def problem(self):
+        """Why the newest step's loss is suspect, or None if it is not."""
+        if not self.losses:
+            return None
+        newest, before = self.losses[-1], list(self.losses)[:-1]
+        if not math.isfinite(newest):
+            return f"the loss is {newest}"
+        if len(before) < self.warmup:
+            return None
+        median = float(np.median(before))
+        if newest > self.factor * median:
+            return (f"the loss {newest:.4g} is over {self.factor:g} times the median "
+                    f"{median:.4g} of the {len(before)} steps before")
+        return None
+
+    def recent(self) -> list:
+        """The losses kept, for a checkpoint."""
+        return list(self.losses)
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """Saves the run: after each epoch, and as a backup every so many steps or minutes.
 
@@ -117,6 +185,13 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     A backup is a checkpoint taken mid-epoch; its state also holds the epoch's metric
     accumulators, so the resumed epoch logs the same means as an uninterrupted one.
+
+    Only a good state is saved: none whose weights are not finite, and none whose step
+    loss the `LossWatch` finds suspect (a loss that explodes). A suspect epoch end writes
+    its log row but no checkpoint, model.keras or run.json, so the newest checkpoint is
+    always one a resume can continue from. The first save of a session that resumed from
+    an older checkpoint than the newest (`--from-checkpoint`) removes the newer ones: the
+    run's history now goes on from the older one.
     The optimizer state includes the iteration count, from which the KL and
     teacher-forcing schedules are computed, so a resumed run continues them exactly.
 
@@ -132,10 +207,13 @@ class RunCheckpoint(keras.callbacks.Callback):
         stop_when: Callable telling after a step that the run must stop now (a time
             budget, see `keras_cvae.time_budget`): a backup is saved and `BudgetSpent`
             raised. None: never.
+        loss_watch: The `LossWatch` judging each step's loss (a new one if None).
+        resumed_from: The checkpoint this session started from, or None.
     """
 
     def __init__(self, run, info, history, keep, steps_per_epoch, backup_every_steps=0,
-                 backup_every_seconds=0.0, first_step=0, stop_when=None):
+                 backup_every_seconds=0.0, first_step=0, stop_when=None, loss_watch=None,
+                 resumed_from=None):
         super().__init__()
         self.run = run
         self.info = dict(info)
@@ -146,14 +224,19 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.backup_every_seconds = backup_every_seconds
         self.pending_offset = first_step
         self.stop_when = stop_when
+        self.loss_watch = loss_watch or LossWatch()
+        self.resumed_from = resumed_from
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
         self.step, self.pending_offset = self.pending_offset, 0
         self.last_backup = (self.step, time.monotonic())
+        self.loss_watch.start_epoch()
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
+        if logs and "loss" in logs:
+            self.loss_watch.record(self.step, logs["loss"])
         if self.step >= self.steps_per_epoch:
             return  # the epoch's checkpoint follows
         if self.stop_when is not None and self.stop_when():
@@ -165,24 +248,46 @@ class RunCheckpoint(keras.callbacks.Callback):
         if steps_due or seconds_due:
             self._backup()
 
-    def _backup(self):
+    def _why_not_good(self):
+        """Why the model's state now must not be saved, or None."""
         backends.sync_variables(self.model)
-        if first_non_finite_weight(self.model):
-            return  # the guard stops the run at the next step's loss
-        metrics = [keras.ops.convert_to_numpy(v).tolist() for v in self.model.metrics_variables]
-        state = {"epoch": self.epoch, "step": self.step, "history": self.history, "metrics": metrics,
-                 "random_state": random_state(self.model)}
-        self.run.write_checkpoint(self.run.checkpoint(self.epoch, self.step), self.model.save_weights, state)
-        self.run.write_info(self.info)  # a resume's settings, once it has a checkpoint of its own
-        self.run.prune_checkpoints(self.keep)
+        weight = first_non_finite_weight(self.model)
+        return f"weight {weight} is not finite" if weight else self.loss_watch.problem()
+
+    def _write(self, checkpoint, state):
+        if self.resumed_from is not None:  # the session's first save: its branch replaces newer ones
+            for newer in self.run.checkpoints():
+                if newer > self.resumed_from:
+                    newer.remove()
+            self.resumed_from = None
+        state = {**state, "history": self.history, "random_state": random_state(self.model),
+                 "recent_losses": self.loss_watch.recent()}
+        self.run.write_checkpoint(checkpoint, self.model.save_weights, state)
+
+    def _backup(self):
+        problem = self._why_not_good()
+        if problem:  # a non-finite state stops the run at the guard; a spike may pass
+            print(f"note: no backup at epoch {self.epoch + 1} step {self.step}: {problem}", file=sys.stderr)
+        else:
+            metrics = [keras.ops.convert_to_numpy(v).tolist() for v in self.model.metrics_variables]
+            self._write(self.run.checkpoint(self.epoch, self.step),
+                        {"epoch": self.epoch, "step": self.step, "metrics": metrics})
+            self.run.write_info(self.info)  # a resume's settings, once it has a checkpoint of its own
+            self.run.prune_checkpoints(self.keep)
         self.last_backup = (self.step, time.monotonic())
 
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
-        state = {"epoch": epoch + 1, "step": 0, "history": self.history,
-                 "random_state": random_state(self.model)}
-        self.run.write_checkpoint(self.run.checkpoint(epoch + 1), self.model.save_weights, state)
+        problem = self._why_not_good()
+        if problem:
+            newest = self.run.checkpoints()
+            kept = f"the newest checkpoint stays {newest[-1].name}" if newest else "no checkpoint is kept yet"
+            print(f"note: epoch {epoch + 1} is not saved as a checkpoint ({problem}); {kept}",
+                  file=sys.stderr)
+            self.run.write_log(self.history)
+            return
+        self._write(self.run.checkpoint(epoch + 1), {"epoch": epoch + 1, "step": 0})
         self.run.write_log(self.history)
         atomic_save(self.run.model_file, lambda path: self.model.save(path, include_optimizer=False))
         self.info["epochs_done"] = epoch + 1

@@ -19,7 +19,7 @@ from typing import Optional, Union
 import keras
 
 from keras_cvae import backends, tasks
-from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, LatentUsage, RestoreEpochMetrics, RunCheckpoint,
+from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, LatentUsage, LossWatch, RestoreEpochMetrics, RunCheckpoint,
                                   SampleGif, TrainingDiverged, restore_random_state)
 from keras_cvae.config import ModelConfig, TrainConfig
 from keras_cvae.paths import why_not_creatable
@@ -47,6 +47,8 @@ class TrainingJob:
             the run's own source on resume.
         out: Run folder to create; None makes `runs/<time>-<preset>-<kl>`.
         resume: Run folder to continue from its newest checkpoint, or None.
+        from_checkpoint: Name of the checkpoint to resume from instead of the newest (e.g.
+            "epoch-0003" or "epoch-0003-step-000120"); its first save removes newer ones.
         resume_changes: Training settings to change on resume ({name: value}, names from
             `RESUMABLE_SETTINGS`), e.g. {"epochs": 50}.
         preset: Name of the preset the configs came from (recorded in run.json).
@@ -72,6 +74,7 @@ class TrainingJob:
     data: Optional[str] = None
     out: Optional[Path] = None
     resume: Optional[Path] = None
+    from_checkpoint: Optional[str] = None
     resume_changes: Optional[dict] = None
     preset: str = "svg"
     runs_root: Path = Path("runs")
@@ -89,6 +92,8 @@ class TrainingJob:
         limit = self.time_limit_minutes
         if limit is not None and not (isinstance(limit, (int, float)) and 0 < limit < float("inf")):
             raise ValueError(f"time limit (--time-limit) must be a positive number of minutes, got {limit!r}")
+        if self.from_checkpoint is not None and self.resume is None:
+            raise ValueError("--from-checkpoint picks the checkpoint of a run to resume; pass --resume RUN too")
         if self.devices is not None and self.devices < 1:
             raise ValueError(f"devices (--devices) must be at least 1, got {self.devices}")
 
@@ -201,8 +206,7 @@ def _reopen(run: RunFolder, job: TrainingJob):
     train_config = dataclasses.replace(_check_resume_changes(run, changes), **changes)
     if job.data is not None:
         info["data"] = str(job.data)
-    checkpoints = run.checkpoints()
-    checkpoint = checkpoints[-1] if checkpoints else None
+    checkpoint = _chosen_checkpoint(run, job.from_checkpoint)
     if checkpoint is None:
         print(f"note: {run.path} has no checkpoint yet; starting the run over", file=sys.stderr)
         run.clear()
@@ -214,6 +218,18 @@ def _reopen(run: RunFolder, job: TrainingJob):
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
     })
     return info, train_config, checkpoint
+
+
+def _chosen_checkpoint(run: RunFolder, name: Optional[str]) -> Optional[Checkpoint]:
+    """The checkpoint named `name`, or the newest if `name` is None (None if there is none)."""
+    checkpoints = run.checkpoints()
+    if name is None:
+        return checkpoints[-1] if checkpoints else None
+    for checkpoint in checkpoints:
+        if checkpoint.name == name.removesuffix(".json").removesuffix(".weights.h5"):
+            return checkpoint
+    names = ", ".join(c.name for c in checkpoints) or "none"
+    raise RunError(f"{run.checkpoint_dir}: no checkpoint {name!r}; the run has: {names}")
 
 
 def _load_checkpoint(model, checkpoint: Checkpoint):
@@ -333,8 +349,10 @@ def _divergence_message(run: RunFolder, error: TrainingDiverged, learning_rate) 
     checkpoints = run.checkpoints()
     if not checkpoints:
         return f"{run.path}: {error}; no checkpoint had been saved. Start it over with a lower learning rate: {retry}"
+    older = (f" (or from an older one with --from-checkpoint {checkpoints[-2].name})"
+             if len(checkpoints) > 1 else "")
     return (f"{run.path}: {error}; nothing after the last good checkpoint ({checkpoints[-1].name}) "
-            f"was saved. Resume it with a lower learning rate: {retry}")
+            f"was saved. Resume it with a lower learning rate: {retry}{older}")
 
 
 def _device_count(job: TrainingJob, train_config: TrainConfig) -> int:
@@ -362,8 +380,11 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         # The optimizer's learning rate is a variable restored with the checkpoint.
         model.optimizer.learning_rate = train_config.learning_rate
     history, epoch, step = state["history"], state["epoch"], state["step"]
-    # model.keras is written after a checkpoint and before run.json counts its epoch.
-    model_file_lags = checkpoint is not None and step == 0 and info.get("epochs_done") != epoch
+    # A kill after the newest checkpoint may have cut short what follows it: the log row,
+    # model.keras (written before run.json counts its epoch), the plot or the GIF. An older
+    # checkpoint (--from-checkpoint) changes nothing until the session's first save.
+    repairs = checkpoint is not None and step == 0 and run.checkpoints()[-1] == checkpoint
+    model_file_lags = repairs and info.get("epochs_done") != epoch
     info["epochs_done"] = epoch
     info["backend"] = keras.backend.backend()  # of the latest session: resume may switch
     info["data_engine"] = engine
@@ -392,14 +413,14 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
                       steps_per_epoch=train_config.steps_per_epoch,
                       backup_every_steps=job.backup_every_steps,
                       backup_every_seconds=60.0 * job.backup_minutes, first_step=step,
-                      stop_when=budget.spent if budget else None),
+                      stop_when=budget.spent if budget else None,
+                      loss_watch=LossWatch(recent=state.get("recent_losses", ())),
+                      resumed_from=checkpoint),
         curves,
         *latent_usage,
         gifs,
     ]
-    if checkpoint is not None and step == 0:
-        # Whatever a kill cut short after this checkpoint was written: the log row, the
-        # model file, the plot or the GIF.
+    if repairs:
         run.write_log(history)
         if model_file_lags:
             atomic_save(run.model_file, lambda path: model.save(path, include_optimizer=False))
@@ -445,7 +466,8 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
             # A budget re-plans at every epoch's start: the run may have grown or shrunk.
             epoch, end_epoch = done, _end_epoch(run, info, train_config, budget, done)
     except BudgetSpent as spent:
-        if spent.step:  # the backup holds the weights; model.keras follows them
+        if spent.step and run.checkpoints()[-1:] == [run.checkpoint(spent.epoch, spent.step)]:
+            # the backup holds the weights (unless the loss was suspect); model.keras follows them
             backends.sync_variables(model)
             atomic_save(run.model_file, lambda path: model.save(path, include_optimizer=False))
         info["epochs_done"] = len(history.get("loss", ()))

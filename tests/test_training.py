@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from keras_cvae import training
+from keras_cvae.callbacks import LossWatch
 from keras_cvae.config import get_preset
 from keras_cvae.data import DataError
 from keras_cvae.run_folder import RunError, RunFolder
@@ -266,3 +267,54 @@ def test_a_batch_that_does_not_fit_in_memory_ends_in_one_line(tmp_path, generate
                                        r"try a smaller batch, e.g. --batch-size 1$"):
         training.train(job)
     assert not (tmp_path / "run").exists()  # nothing trained, nothing kept
+
+
+def test_resuming_from_an_older_checkpoint_replaces_the_newer_ones_only_once_it_saves(
+        interrupted_then_resumed, tmp_path):
+    job, _, result = interrupted_then_resumed
+    copy = tmp_path / "run"
+    shutil.copytree(result.run.path, copy)
+    before = file_digests(copy)
+    with pytest.raises(RunError, match="no checkpoint 'epoch-0009'; the run has: epoch-0001, epoch-0002"):
+        training.train(dataclasses.replace(job, out=None, resume=copy, from_checkpoint="epoch-0009"))
+    older = dataclasses.replace(job, out=None, resume=copy, from_checkpoint="epoch-0001")
+    with pytest.raises(RunError, match="diverged at epoch 2 "):
+        training.train(dataclasses.replace(older, resume_changes={"learning_rate": 1e30}))
+    assert file_digests(copy) == before  # the newer checkpoint and everything else untouched
+    again = training.train(dataclasses.replace(older, resume_changes={"learning_rate": 1e-6}))
+    info = json.loads((copy / "run.json").read_text())
+    assert info["resumes"][-1]["from"] == "epoch-0001" and info["epochs_done"] == 2
+    assert [c.name for c in again.run.checkpoints()] == ["epoch-0001", "epoch-0002"]
+    assert len(again.history["loss"]) == 2
+    # Epoch 2 again, at another learning rate: the old epoch-0002 was replaced.
+    assert (copy / "checkpoints" / "epoch-0002.weights.h5").read_bytes() != before[Path("checkpoints/epoch-0002.weights.h5")]
+
+
+def test_a_step_whose_loss_explodes_is_never_saved_as_a_checkpoint(tmp_path, generated_dir, monkeypatch, capsys):
+    """A loss far above the recent median keeps backups and the epoch's checkpoint from
+    being written (the weights are finite: only the loss tells), so the newest checkpoint
+    is one a resume continues from."""
+    job = dataclasses.replace(tiny_job(generated_dir, out=tmp_path / "run"), backup_every_steps=1)
+    job = dataclasses.replace(job, train=dataclasses.replace(job.train, epochs=1, steps_per_epoch=4))
+    monkeypatch.setattr(training, "LossWatch", lambda recent=(): LossWatch(warmup=1, recent=recent))
+    original = training.RunCheckpoint.on_train_batch_end
+
+    def exploding_from_step_3(self, batch, logs=None):
+        step = self.step + 1
+        # The running mean Keras logs when the steps from the third on lose 1000 each.
+        mean = logs["loss"] + (1000.0 * (step - 2) / step if step >= 3 else 0.0)
+        original(self, batch, {**logs, "loss": mean})
+
+    monkeypatch.setattr(training.RunCheckpoint, "on_train_batch_end", exploding_from_step_3)
+    training.train(job)
+    run = RunFolder(tmp_path / "run")
+    assert [c.name for c in run.checkpoints()] == ["epoch-0000-step-000002"]
+    assert json.loads(run.run_file.read_text())["epochs_done"] == 0
+    assert not run.model_file.exists()
+    err = capsys.readouterr().err
+    assert "no backup at epoch 1 step 3: the loss" in err
+    assert "epoch 1 is not saved as a checkpoint" in err and "stays epoch-0000-step-000002" in err
+    monkeypatch.setattr(training.RunCheckpoint, "on_train_batch_end", original)
+    resumed = training.train(dataclasses.replace(job, out=None, resume=run.path))
+    assert [c.name for c in resumed.run.checkpoints()] == ["epoch-0001"]
+    assert run.model_file.is_file()

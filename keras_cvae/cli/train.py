@@ -54,6 +54,11 @@ def parse_args(argv=None):
                         "over if it has none) with its own settings; only --epochs, --lr, "
                         "--validation-steps, --no-xla and --run-eagerly may change them, and "
                         "--data may point at its moved data")
+    parser.add_argument("--from-checkpoint", default=None, metavar="NAME",
+                        help="with --resume: continue from this older checkpoint instead of the "
+                        "newest, e.g. epoch-0003 or epoch-0003-step-000120 (the names in "
+                        "RUN/checkpoints/); the resumed run's first checkpoint removes the newer "
+                        "ones (default: the newest)")
     parser.add_argument("--backup-every", type=int, default=0, metavar="STEPS",
                         help="also save a mid-epoch backup every STEPS steps, so a kill loses at "
                         "most that many (default: 0, off)")
@@ -168,7 +173,7 @@ def _job_from_args(args, job_class):
     return job_class(
         model=preset.model if task == "pose" else replace(preset.model, **svg_flags), task=task,
         train=preset.train if args.resume is not None else replace(preset.train, **given),
-        data=args.data, out=args.out, resume=args.resume,
+        data=args.data, out=args.out, resume=args.resume, from_checkpoint=args.from_checkpoint,
         resume_changes=given if args.resume is not None else None, preset=preset_name,
         verbose="auto" if args.verbose is None else args.verbose,
         backup_every_steps=args.backup_every, backup_minutes=args.backup_minutes,
