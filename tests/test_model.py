@@ -181,7 +181,7 @@ def test_free_running_feeds_own_predictions_not_ground_truth():
     assert np.abs(teacher_forced(frames)[:, future] - teacher_forced(altered)[:, future]).max() > 1e-4
 
 
-@pytest.mark.parametrize("config", [TINY, EXTRAS], ids=["base", "extras"])
+@pytest.mark.parametrize("config", [TINY, pytest.param(EXTRAS, marks=TF_ONLY)], ids=["base", "extras"])
 def test_teacher_forced_fast_path_equals_stepping_on_ground_truth(config):
     """The batched teacher-forced rollout is `step` fed the ground truth at every step
     (with the extras: each frame encoded with its own condition, the spatial priors
@@ -267,7 +267,7 @@ def test_a_few_fit_steps_lower_the_loss():
     assert last < 0.7 * first, history["loss"]
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("policy", [pytest.param("mixed_float16", marks=TF_ONLY), "mixed_bfloat16"])
 def test_mixed_precision_trains_with_float32_outputs(policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
