@@ -434,20 +434,16 @@ class LatentUsage(keras.callbacks.Callback):
         epochs_done: Epochs the run has finished; a record of later epochs (left by a
             kill after them) is dropped, as the history is.
         title: Plot title.
-        writes: Keep the record and its files. A process of several other than the first
-            only draws: the rollout takes its latents from the model's random stream,
-            which every process must advance alike (and as a single process does).
     """
 
-    def __init__(self, path, batch, z_dim, epochs_done, title, writes=True):
+    def __init__(self, path, batch, z_dim, epochs_done, title):
         super().__init__()
         self.path = path
         self.batch = batch
         self.z_dim = z_dim
         self.title = title
-        self.writes = writes
         self.record = {"epochs": [], "kl_per_dimension": [], "kl_per_step": []}
-        if epochs_done and writes and path.is_file():
+        if epochs_done and path.is_file():
             try:
                 saved = json.loads(path.read_text())
                 keep = [i for i, epoch in enumerate(saved["epochs"]) if epoch <= epochs_done]
@@ -456,11 +452,17 @@ class LatentUsage(keras.callbacks.Callback):
                 pass  # unreadable: start a new record rather than fail the run
 
     def on_epoch_end(self, epoch, logs=None):
-        kl = keras.ops.convert_to_numpy(
-            self.model.latent_kl(self.batch["frames"], self.batch["conditions"])
-        ).astype(np.float64)  # [B, steps, noise_dim]
-        if not self.writes:
-            return
+        # The rollout draws its latents from the model's random stream, which must go on as
+        # if it had not: the epoch's checkpoint, saved before, holds the stream's state, and
+        # a run resumed from it continues exactly (and only the first of several processes
+        # draws this, where all must go on alike).
+        states = random_state(self.model)
+        with backends.on_this_process(self.model):  # drops its assignments with several processes
+            kl = keras.ops.convert_to_numpy(
+                self.model.latent_kl(self.batch["frames"], self.batch["conditions"])
+            ).astype(np.float64)  # [B, steps, noise_dim]
+        if random_state(self.model) != states:
+            restore_random_state(self.model, states)
         self.record["epochs"].append(epoch + 1)
         self.record["kl_per_dimension"].append([float(v) for v in kl[..., : self.z_dim].mean(axis=(0, 1))])
         self.record["kl_per_step"].append([float(v) for v in kl.sum(axis=-1).mean(axis=0)])

@@ -470,7 +470,7 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
     # Models that can say what their latent carries (SVG) draw it after every epoch, and
     # their epoch GIFs show three samples side by side.
     latent_usage = (
-        [LatentUsage(run.path / "latent_kl.json", val_data[0], model.config.z_dim, epoch, title, writes)]
+        [LatentUsage(run.path / "latent_kl.json", val_data[0], model.config.z_dim, epoch, title)]
         if hasattr(model, "latent_kl") else []
     )
     gifs = SampleGif(run.samples_dir, val_data[0], model.config.n_past, model.config.latent_shape,
@@ -493,12 +493,10 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         gifs,
     ] if writes else [
         # The others write nothing; they keep the history, by which the loop below counts
-        # epochs, the guard stops them where it stops the first (on the same values), and
-        # the latent usage draws from the random stream as the first's does.
+        # epochs, and the guard stops them where it stops the first (on the same values).
         DivergenceGuard(first_step=step),
         RestoreEpochMetrics(state.get("metrics")),
         EpochHistory(history),
-        *latent_usage,
     ]
     if repairs and writes:
         run.write_log(history)
