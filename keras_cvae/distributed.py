@@ -7,12 +7,14 @@ the single-process step. This module joins the processes (`join`), tells a proce
 share (`this_shard`) and holds them at a common point (`barrier`).
 
 A process that dies cannot take part in a collective, and the others would wait for it
-forever. JAX's coordination service (in process 0) watches every process's heartbeats:
-once one has sent none for `ProcessGroup.timeout_seconds`, every other process is told,
-logs "Terminating process because the JAX distributed service detected fatal errors ...
-another task died" and exits. A process that fails with an error exits at once instead of
-waiting at JAX's shutdown barrier for the others (they wait on it), see
-`end_now_if_shared`.
+forever. Where the collective sees the connection close (gloo), it fails at once, and the
+survivor stops with one line (`stop_line`). Otherwise JAX's coordination service (in
+process 0) watches every process's heartbeats: once one has sent none for
+`ProcessGroup.timeout_seconds`, every other process is told, logs "Terminating process
+because the JAX distributed service detected fatal errors ... another task died" and
+exits; without process 0 the others lose the service and exit so at once. A process that
+fails with an error exits at once instead of waiting at JAX's shutdown barrier for the
+others (they wait on it), see `end_now_if_shared`.
 """
 
 import os
@@ -134,6 +136,10 @@ def join(group: ProcessGroup):
             coordinator_address=group.coordinator, num_processes=group.count, process_id=group.index,
             initialization_timeout=JOIN_TIMEOUT_SECONDS, heartbeat_timeout_seconds=group.timeout_seconds,
             shutdown_timeout_seconds=group.timeout_seconds,
+            # JAX's SLURM and MPI detection would give each process one GPU (its local
+            # rank's); a process per host uses all of its own (JAX_LOCAL_DEVICE_IDS still
+            # chooses them where set).
+            cluster_detection_method="deactivate",
         )
     except RuntimeError as error:  # JAX already started, or no connection (XlaRuntimeError)
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
