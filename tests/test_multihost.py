@@ -27,6 +27,10 @@ from keras_cvae.run_folder import RunFolder
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = REPO / "tests" / "multihost_driver.py"
 TIMEOUT = 10  # --process-timeout of the runs here
+# The processes run JAX whatever the suite's backend: the background JAX run (see
+# background.py) runs these tests, overlapping the TensorFlow tests.
+IN_THE_JAX_RUN = pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "jax",
+                                    reason="runs in the background JAX run, overlapping the TensorFlow tests")
 DEATH_LINE = "Terminating process because the JAX distributed service detected fatal errors"
 
 
@@ -191,6 +195,7 @@ def one_and_two(generated_dir, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.jax
+@IN_THE_JAX_RUN
 def test_two_processes_train_as_one_with_the_global_batch(one_and_two):
     single, pair, _ = one_and_two
     after_one, after_two = (weights(single.checkpoint(epoch).weights_path) for epoch in (1, 2))
@@ -208,6 +213,7 @@ def test_two_processes_train_as_one_with_the_global_batch(one_and_two):
 
 @pytest.mark.slow
 @pytest.mark.jax
+@IN_THE_JAX_RUN
 def test_only_the_first_process_writes(one_and_two):
     _, pair, results = one_and_two
     first, second = (writes_of(result) for result in results[1:])
@@ -217,6 +223,7 @@ def test_only_the_first_process_writes(one_and_two):
 
 @pytest.mark.slow
 @pytest.mark.jax
+@IN_THE_JAX_RUN
 def test_a_process_that_dies_ends_the_other_and_the_run_resumes(generated_dir, tmp_path, one_and_two):
     single, _, _ = one_and_two
     out = tmp_path / "run"
