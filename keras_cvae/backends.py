@@ -12,8 +12,9 @@ matter to a recurrent video model, and each is handled here once:
 - Compiled inference. `tf.function` of the model versus `jax.jit` of a function of the
   variable values (jitting the stateful model would bake its weights in as constants).
 - Data parallelism, JAX only: `keras.distribution.DataParallel` is one program over the
-  sharded global batch, so BatchNorm sees the global batch and a step equals the
-  single-device step (see `data_parallel` for why TensorFlow is left out).
+  sharded global batch, on the devices of one process or of several (`distributed`), so
+  BatchNorm sees the global batch and a step equals the single-device step (see
+  `data_parallel` for why TensorFlow is left out).
 """
 
 import contextlib
@@ -291,6 +292,56 @@ def is_out_of_memory(error) -> bool:
         "XlaRuntimeError" in names and "RESOURCE_EXHAUSTED" in str(error))
 
 
+@contextlib.contextmanager
+def unshared():
+    """Within the block, what Keras makes is made for this process alone.
+
+    With several processes (JAX, see `distributed`) a new variable is placed on the devices
+    of all of them, a step that every process must take together. What only the first
+    process does (saving: Keras's saving makes reference objects, an optimizer among them)
+    leaves that distribution off. Reading the replicated variables needs no other
+    process: each holds a whole copy. In a single process the block changes nothing.
+    """
+    if _process_count() == 1:
+        yield
+        return
+    distribution = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(distribution)
+
+
+@contextlib.contextmanager
+def on_this_process(model):
+    """Within the block, `model` computes on this process alone, from copies of its variables.
+
+    With several processes (JAX, see `distributed`) the variables are arrays over the
+    devices of all of them, and every computation on them is one that all processes must
+    run together; what only the first process draws (a GIF, the latent usage) reads host
+    copies instead, and assignments in the block are dropped. In a single process the
+    block changes nothing.
+
+    Args:
+        model: The model being fitted.
+    """
+    if _process_count() == 1:
+        yield
+        return
+    import numpy as np
+
+    sync_variables(model)
+    variables = model.variables
+    # A replicated array is read from this process's own copy: no other process takes part.
+    copies = [np.asarray(value) for value in _uncast_values(variables)]
+    with unshared():
+        with AutocastScope(None):  # see `_jax_scan`: the copies keep the variables' dtypes
+            scope = keras.StatelessScope(state_mapping=list(zip(variables, copies)))
+        with scope:
+            yield
+
+
 # ---------------------------------------------------------------------- several devices
 def accelerator_present() -> bool:
     """Whether the backend sees a GPU (or, on JAX, a TPU)."""
@@ -304,29 +355,48 @@ def accelerator_present() -> bool:
 
 
 def default_device_count():
-    """Devices a training run uses unless told: every GPU (or TPU) on JAX, else 1."""
+    """Devices of this process a training run uses unless told: every GPU (or TPU) of the
+    process on JAX, else 1."""
     if current_backend() != "jax":
         return 1
     import jax
 
-    return max(1, sum(device.platform != "cpu" for device in jax.devices()))
+    return max(1, sum(device.platform != "cpu" for device in jax.local_devices()))
+
+
+def _process_count():
+    if current_backend() != "jax":
+        return 1
+    import jax
+
+    return jax.process_count()
 
 
 def _devices(count):
-    """The first `count` JAX devices: accelerators if there are any, else CPU devices."""
+    """The first `count` JAX devices of every process (accelerators if there are any, else
+    CPU devices), process after process: the order in which the processes' shares of a
+    batch make up the global batch (see `data.shards`)."""
     import jax
 
     devices = [d for d in jax.devices() if d.platform != "cpu"] or jax.devices("cpu")
-    names = [f"{d.platform}:{d.id}" for d in devices]
-    if count > len(names):
-        raise ValueError(f"devices (--devices) {count}: only {len(names)} found ({', '.join(names)})")
-    return names[:count]
+    chosen = []
+    for process in range(jax.process_count()):
+        names = [f"{d.platform}:{d.id}" for d in devices if d.process_index == process]
+        if count > len(names):
+            where = f" on process {process}" if jax.process_count() > 1 else ""
+            raise ValueError(f"devices (--devices) {count}: only {len(names)} found{where} ({', '.join(names)})")
+        chosen += names[:count]
+    return chosen
 
 
 @contextlib.contextmanager
 def data_parallel(count):
     """Within the block, models built, compiled and fitted split each batch over `count`
-    devices (`keras.distribution.DataParallel`); a step equals the single-device step.
+    devices of every process (`keras.distribution.DataParallel`); a step equals the
+    single-device step over the global batch.
+
+    With several processes (`distributed`), each feeds its own share of every batch
+    (`data.shards`), which Keras joins into the global batch without sharding it again.
 
     TensorFlow is left out: a `MirroredStrategy` replica normalises its share of the batch
     alone unless BatchNorm is synchronised, and TensorFlow forbids that cross-replica sync
@@ -335,16 +405,18 @@ def data_parallel(count):
     GPU machines anyway; JAX can.
 
     Args:
-        count: Devices; 1 is a plain single-device run (any backend).
+        count: Devices of each process; 1 in a single process is a plain single-device run
+            (any backend).
 
     Raises:
         ValueError: More devices than there are, or `count > 1` on TensorFlow.
     """
-    if count == 1:
+    if count == 1 and _process_count() == 1:
         yield
         return
     if current_backend() != "jax":
         raise ValueError(f"devices (--devices) {count}: training on several devices needs the JAX "
                          "backend (--backend jax); see keras_cvae.backends.data_parallel")
-    with keras.distribution.DataParallel(devices=_devices(count)).scope():
+    distribution = keras.distribution.DataParallel(devices=_devices(count), auto_shard_dataset=False)
+    with distribution.scope():
         yield

@@ -14,6 +14,17 @@ from keras_cvae.files import atomic_save, atomic_write_text
 from keras_cvae.time_budget import BudgetSpent
 
 
+def save_model_file(run, model):
+    """Writes the run's model.keras (atomically), without the optimizer.
+
+    Args:
+        run: The `RunFolder`.
+        model: The model being fitted (its variables in sync, see `backends.sync_variables`).
+    """
+    with backends.unshared():  # only the first of several processes saves
+        atomic_save(run.model_file, lambda path: model.save(path, include_optimizer=False))
+
+
 class TrainingDiverged(RuntimeError):
     """A loss, metric or weight stopped being finite.
 
@@ -262,7 +273,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.resumed_from = None
         state = {**state, "history": self.history, "random_state": random_state(self.model),
                  "recent_losses": self.loss_watch.recent()}
-        self.run.write_checkpoint(checkpoint, self.model.save_weights, state)
+        with backends.unshared():  # only the first of several processes saves
+            self.run.write_checkpoint(checkpoint, self.model.save_weights, state)
 
     def _backup(self):
         problem = self._why_not_good()
@@ -277,8 +289,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.last_backup = (self.step, time.monotonic())
 
     def on_epoch_end(self, epoch, logs=None):
-        for name, value in (logs or {}).items():
-            self.history.setdefault(name, []).append(float(value))
+        extend_history(self.history, logs)
         problem = self._why_not_good()
         if problem:
             newest = self.run.checkpoints()
@@ -289,10 +300,37 @@ class RunCheckpoint(keras.callbacks.Callback):
             return
         self._write(self.run.checkpoint(epoch + 1), {"epoch": epoch + 1, "step": 0})
         self.run.write_log(self.history)
-        atomic_save(self.run.model_file, lambda path: self.model.save(path, include_optimizer=False))
+        save_model_file(self.run, self.model)
         self.info["epochs_done"] = epoch + 1
         self.run.write_info(self.info)
         self.run.prune_checkpoints(self.keep)
+
+
+def extend_history(history: dict, logs):
+    """Appends an epoch's logs to a run's per-epoch history ({name: [value per epoch]}).
+
+    Args:
+        history: The history, extended in place.
+        logs: The epoch's logs, as Keras hands them to `on_epoch_end`.
+    """
+    for name, value in (logs or {}).items():
+        history.setdefault(name, []).append(float(value))
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Extends a run's per-epoch history after each epoch, as `RunCheckpoint` does, where no
+    run folder is written (a process of several other than the first).
+
+    Args:
+        history: The dict to extend.
+    """
+
+    def __init__(self, history):
+        super().__init__()
+        self.history = history
+
+    def on_epoch_end(self, epoch, logs=None):
+        extend_history(self.history, logs)
 
 
 class RestoreEpochMetrics(keras.callbacks.Callback):
@@ -378,7 +416,8 @@ class SampleGif(keras.callbacks.Callback):
             "conditions": self.conditions,
             "noise": self.noise,
         }
-        samples = keras.ops.convert_to_numpy(self.model(inputs, training=False))
+        with backends.on_this_process(self.model):  # only the first of several processes writes GIFs
+            samples = keras.ops.convert_to_numpy(self.model(inputs, training=False))
         visualize.save_comparison_gif(self.path(epoch), self.frames[0], list(samples), self.n_past)
 
 
@@ -413,9 +452,17 @@ class LatentUsage(keras.callbacks.Callback):
                 pass  # unreadable: start a new record rather than fail the run
 
     def on_epoch_end(self, epoch, logs=None):
-        kl = keras.ops.convert_to_numpy(
-            self.model.latent_kl(self.batch["frames"], self.batch["conditions"])
-        ).astype(np.float64)  # [B, steps, noise_dim]
+        # The rollout draws its latents from the model's random stream, which must go on as
+        # if it had not: the epoch's checkpoint, saved before, holds the stream's state, and
+        # a run resumed from it continues exactly (and only the first of several processes
+        # draws this, where all must go on alike).
+        states = random_state(self.model)
+        with backends.on_this_process(self.model):  # drops its assignments with several processes
+            kl = keras.ops.convert_to_numpy(
+                self.model.latent_kl(self.batch["frames"], self.batch["conditions"])
+            ).astype(np.float64)  # [B, steps, noise_dim]
+        if random_state(self.model) != states:
+            restore_random_state(self.model, states)
         self.record["epochs"].append(epoch + 1)
         self.record["kl_per_dimension"].append([float(v) for v in kl[..., : self.z_dim].mean(axis=(0, 1))])
         self.record["kl_per_step"].append([float(v) for v in kl.sum(axis=-1).mean(axis=0)])

@@ -46,11 +46,14 @@ class BairTask:
         """Context turning the data pipeline's errors into a `DataError`."""
         return data_lib.pipeline_errors(source)
 
-    def training_data(self, info, train_config, engine, start_batch):
+    def training_data(self, info, train_config, engine, start_batch, shard):
+        """The training stream from global batch `start_batch` on: this process's `shard`
+        of every batch of `train_config.batch_size` sequences."""
         config = self.model_config(info)
         return data_lib.make_dataset(info["data"], "train", n_past=config.n_past, n_future=config.n_future,
                                      batch_size=train_config.batch_size, training=True,
-                                     seed=train_config.seed, engine=engine, start_batch=start_batch)
+                                     seed=train_config.seed, engine=engine, start_batch=start_batch,
+                                     shard=shard)
 
     def validation_batches(self, info, train_config, engine) -> list:
         config = self.model_config(info)
@@ -99,11 +102,14 @@ class PoseTask:
         """No translation needed: the pose reader raises `DataError` itself."""
         return contextlib.nullcontext()
 
-    def training_data(self, info, train_config, engine, start_batch):
+    def training_data(self, info, train_config, engine, start_batch, shard):
+        """The training stream from global batch `start_batch` on: this process's `shard`
+        of every batch of `train_config.batch_size` windows."""
         config = self.model_config(info)
         return pose_pipeline.make_pose_dataset(info["data"], "train", length=config.window_length,
                                                batch_size=train_config.batch_size, training=True,
-                                               seed=train_config.seed, start_batch=start_batch)
+                                               seed=train_config.seed, start_batch=start_batch,
+                                               shard=shard)
 
     def validation_batches(self, info, train_config, engine) -> list:
         """The first validation videos, whole (the lab validates on full 630-frame rollouts)."""

@@ -18,13 +18,15 @@ from typing import Optional, Union
 
 import keras
 
-from keras_cvae import backends, tasks
-from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, LatentUsage, LossWatch, RestoreEpochMetrics, RunCheckpoint,
-                                  SampleGif, TrainingDiverged, restore_random_state)
+from keras_cvae import backends, distributed, tasks
+from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, EpochHistory, LatentUsage, LossWatch, RestoreEpochMetrics,
+                                  RunCheckpoint, SampleGif, TrainingDiverged, restore_random_state,
+                                  save_model_file)
 from keras_cvae.config import ModelConfig, TrainConfig
+from keras_cvae.data import DataError
+from keras_cvae.data.shards import Shard
 from keras_cvae.paths import why_not_creatable
 from keras_cvae.pose_config import PoseModelConfig
-from keras_cvae.files import atomic_save
 from keras_cvae.run_folder import LOCK_FILE, Checkpoint, RunError, RunFolder
 from keras_cvae.schedules import schedules_from_config
 from keras_cvae.time_budget import BudgetSpent, TimeBudget, schedule_progress
@@ -59,8 +61,10 @@ class TrainingJob:
         data_engine: `make_dataset` engine ("tf", "numpy" or None: a resumed run's own,
             recorded in run.json, else the default). With "numpy" a resumed run continues
             the exact data stream of an uninterrupted one.
-        devices: Devices each batch is split over (data parallelism, see
-            `backends.data_parallel`, JAX only); None: every GPU on JAX, else 1.
+        devices: Devices of each process each batch is split over (data parallelism, see
+            `backends.data_parallel`, JAX only); None: every GPU of the process on JAX,
+            else 1. With several processes (`distributed`) `train.batch_size` is the global
+            batch, split over the devices of all of them.
         task: "bair" or "pose" (see `keras_cvae.tasks`); a resumed run keeps its own.
         time_limit_minutes: Train for this many minutes (counted from the call of `train`)
             instead of `train.epochs`: the run stops at the last epoch that fits, with the
@@ -195,9 +199,10 @@ def _check_resume_changes(run: RunFolder, changes: dict) -> TrainConfig:
     return train_config
 
 
-def _reopen(run: RunFolder, job: TrainingJob):
+def _reopen(run: RunFolder, job: TrainingJob, writes: bool = True):
     """(info, train config, newest checkpoint or None) of a run to resume, with the changes
-    the job asks for applied and recorded."""
+    the job asks for applied and recorded; a run without a checkpoint is cleared to start
+    over where `writes`."""
     info = run.read_info()
     changes = dict(job.resume_changes or {})
     if "time_limit" in info and "epochs" in changes:
@@ -207,7 +212,7 @@ def _reopen(run: RunFolder, job: TrainingJob):
     if job.data is not None:
         info["data"] = str(job.data)
     checkpoint = _chosen_checkpoint(run, job.from_checkpoint)
-    if checkpoint is None:
+    if checkpoint is None and writes:
         print(f"note: {run.path} has no checkpoint yet; starting the run over", file=sys.stderr)
         run.clear()
     info["train"] = train_config.to_dict()
@@ -296,6 +301,9 @@ def train(job: TrainingJob) -> TrainingResult:
     The run folder is locked while training. A new run that ends, however, before its
     first checkpoint is removed again: it holds nothing trained.
 
+    With several processes (`distributed`), every process calls this with the same job;
+    the first one writes the run folder and the others only read it (see `_follow`).
+
     Args:
         job: The `TrainingJob`.
 
@@ -303,8 +311,14 @@ def train(job: TrainingJob) -> TrainingResult:
         RunError: The folder is in use, not resumable or not claimable, a checkpoint does
             not load, or training diverged (nothing after the last good checkpoint is saved).
         DataError: Bad data.
+        ValueError: A setting that several processes cannot share.
     """
     started = time.monotonic()
+    shard = distributed.this_shard()
+    if not shard.whole:
+        _check_shared_job(job, shard)
+    if shard.index != 0:
+        return _follow(job, shard, started)
     if job.resume is not None:
         run = RunFolder(Path(job.resume))
         _check_resume_changes(run, job.resume_changes or {})  # before anything is written
@@ -326,10 +340,11 @@ def train(job: TrainingJob) -> TrainingResult:
                 owned = True
                 info, train_config, checkpoint = _new_run_info(job), job.train, None
             learning_rate = train_config.learning_rate
-            devices = _device_count(job, train_config)
+            devices = _device_count(job, train_config, shard)
             info["devices"] = devices
+            info["processes"] = shard.count
             with backends.data_parallel(devices):
-                return _train_locked(run, info, train_config, checkpoint, job, started)
+                return _train_locked(run, info, train_config, checkpoint, job, started, shard)
         except BaseException as error:
             if owned and not run.checkpoints():
                 if created:
@@ -355,30 +370,70 @@ def _divergence_message(run: RunFolder, error: TrainingDiverged, learning_rate) 
             f"was saved. Resume it with a lower learning rate: {retry}{older}")
 
 
-def _device_count(job: TrainingJob, train_config: TrainConfig) -> int:
+def _check_shared_job(job: TrainingJob, shard: Shard):
+    """Refuses what several processes cannot do together."""
+    if job.time_limit_minutes is not None:
+        raise ValueError(f"--time-limit: {shard.count} processes would each measure their own pace and "
+                         "plan a different end; train them for a number of --epochs")
+    if job.resume is None and job.out is None:
+        raise ValueError(f"{shard.count} processes need the run folder named (--out): each must find "
+                         "the one that process 0 writes")
+
+
+def _follow(job: TrainingJob, shard: Shard, started: float) -> TrainingResult:
+    """`train` on a process other than the first: it takes no lock and writes nothing.
+
+    It reads the run folder (on a file system all processes share) once the first process
+    has made it ready, which holds every process at `distributed.barrier`: a new run's
+    run.json is written, a run resumed without a checkpoint is cleared. A resumed run
+    loads the checkpoint the first process loads, with the same changes applied.
+    """
+    distributed.barrier("run folder ready")
+    run = RunFolder(Path(job.resume if job.resume is not None else job.out))
+    if job.resume is not None:
+        info, train_config, checkpoint = _reopen(run, job, writes=False)
+    else:
+        info, train_config, checkpoint = run.read_info(), job.train, None
+    info["devices"] = _device_count(job, train_config, shard)
+    info["processes"] = shard.count
+    try:
+        with backends.data_parallel(info["devices"]):
+            return _train_locked(run, info, train_config, checkpoint, job, started, shard)
+    except TrainingDiverged as error:  # the first process says what was kept
+        raise RunError(f"{run.path}: {error} (process {shard.index} of {shard.count})") from None
+
+
+def _validation_shares(batches: list, shard: Shard, devices: int) -> list:
+    """This process's rows of each validation batch (`Shard.take`): a batch is cut to a
+    multiple of all the devices it is split over, and one shorter than that is dropped."""
+    shares = [share for share in (shard.take(batch, multiple=devices) for batch in batches)
+              if share is not None]
+    if batches and not shares:
+        raise DataError(f"the validation batches hold fewer sequences than the {devices * shard.count} "
+                        "devices they are split over")
+    return shares
+
+
+def _device_count(job: TrainingJob, train_config: TrainConfig, shard: Shard) -> int:
+    """The devices of each process a batch is split over (all processes use as many)."""
     devices = job.devices or backends.default_device_count()
-    if train_config.batch_size % devices:
+    total = devices * shard.count
+    if train_config.batch_size % total:
+        over = (f"the {devices} devices (--devices)" if shard.whole else
+                f"the {total} devices of {shard.count} processes x {devices} (--num-processes, --devices)")
         raise ValueError(f"batch_size (--batch-size) {train_config.batch_size} must be a multiple "
-                         f"of the {devices} devices (--devices) it is split over")
+                         f"of {over} it is split over")
     return devices
 
 
 def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpoint, job: TrainingJob,
-                  started: float):
+                  started: float, shard: Shard = Shard()):
+    # Only the first process writes the run folder; the others compute the same steps.
+    writes = shard.index == 0
     # The engine a run started with, unless asked otherwise: each has its own data stream.
     engine = job.data_engine or info.get("data_engine") or _default_engine()
-    keras.mixed_precision.set_global_policy(train_config.precision)
-    keras.utils.set_random_seed(train_config.seed)
     task = tasks.task_of(info)
-    model = task.build_model(info, train_config.seed)
-    compile_model(model, train_config)
-    state = {"epoch": 0, "step": 0, "history": {}}
-    if checkpoint is not None:
-        _load_checkpoint(model, checkpoint)
-        state = checkpoint.read_state()
-        restore_random_state(model, state["random_state"])
-        # The optimizer's learning rate is a variable restored with the checkpoint.
-        model.optimizer.learning_rate = train_config.learning_rate
+    state = checkpoint.read_state() if checkpoint is not None else {"epoch": 0, "step": 0, "history": {}}
     history, epoch, step = state["history"], state["epoch"], state["step"]
     # A kill after the newest checkpoint may have cut short what follows it: the log row,
     # model.keras (written before run.json counts its epoch), the plot or the GIF. An older
@@ -388,11 +443,28 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
     info["epochs_done"] = epoch
     info["backend"] = keras.backend.backend()  # of the latest session: resume may switch
     info["data_engine"] = engine
-    if checkpoint is None:  # a new run claims its folder; a resume writes with its first checkpoint
+    if checkpoint is None and writes:  # a new run claims its folder; a resume writes with its first checkpoint
         run.write_info(info)
+    if writes:
+        # The others wait here to read the folder (see `_follow`), before the first
+        # computation that all processes take part in: building the model.
+        distributed.barrier("run folder ready")
+
+    keras.mixed_precision.set_global_policy(train_config.precision)
+    keras.utils.set_random_seed(train_config.seed)
+    model = task.build_model(info, train_config.seed)
+    compile_model(model, train_config)
+    if checkpoint is not None:
+        _load_checkpoint(model, checkpoint)
+        restore_random_state(model, state["random_state"])
+        # The optimizer's learning rate is a variable restored with the checkpoint.
+        model.optimizer.learning_rate = train_config.learning_rate
 
     with task.data_errors(info["data"]):
-        val_data = ValidationBatches(task.validation_batches(info, train_config, engine))
+        val_data = task.validation_batches(info, train_config, engine)
+    # Each process validates on its rows of every batch, as it trains; the callbacks
+    # draw from the whole first batch.
+    val_shares = ValidationBatches(_validation_shares(val_data, shard, info["devices"]))
     title = f"{run.path.name}: {info['preset']} preset, KL {train_config.kl}"
     curves = CurvePlotter(run.path / "curves.png", history, title)
     # Models that can say what their latent carries (SVG) draw it after every epoch, and
@@ -419,11 +491,17 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         curves,
         *latent_usage,
         gifs,
+    ] if writes else [
+        # The others write nothing; they keep the history, by which the loop below counts
+        # epochs, and the guard stops them where it stops the first (on the same values).
+        DivergenceGuard(first_step=step),
+        RestoreEpochMetrics(state.get("metrics")),
+        EpochHistory(history),
     ]
-    if repairs:
+    if repairs and writes:
         run.write_log(history)
         if model_file_lags:
-            atomic_save(run.model_file, lambda path: model.save(path, include_optimizer=False))
+            save_model_file(run, model)
         curves.draw()
         if epoch and not gifs.path(epoch).is_file():
             gifs.set_model(model)
@@ -444,13 +522,13 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         start = first_epoch * train_config.steps_per_epoch + first_step
         with task.data_errors(info["data"]), _out_of_memory_errors(train_config):
             model.fit(
-                task.training_data(info, train_config, engine, start),
+                task.training_data(info, train_config, engine, start, shard),
                 epochs=epochs,
                 initial_epoch=first_epoch,
                 steps_per_epoch=steps,
-                validation_data=val_data,
+                validation_data=val_shares,
                 callbacks=callbacks,
-                verbose=job.verbose,
+                verbose=job.verbose if writes else 0,  # one progress report: the first process's
                 shuffle=False,  # the datasets shuffle themselves
             )
         return len(history.get("loss", ()))  # epochs done: one history row per epoch
@@ -469,7 +547,7 @@ def _train_locked(run: RunFolder, info: dict, train_config: TrainConfig, checkpo
         if spent.step and run.checkpoints()[-1:] == [run.checkpoint(spent.epoch, spent.step)]:
             # the backup holds the weights (unless the loss was suspect); model.keras follows them
             backends.sync_variables(model)
-            atomic_save(run.model_file, lambda path: model.save(path, include_optimizer=False))
+            save_model_file(run, model)
         info["epochs_done"] = len(history.get("loss", ()))
         info["time_limit"]["stopped"] = {"epoch": spent.epoch, "step": spent.step}
         if _optimizer_step(model) > first_step:  # this session saved a checkpoint

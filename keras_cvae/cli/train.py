@@ -3,10 +3,16 @@
     python scripts/train.py --task pose --preset pose    # the pose-conditioned dance task
 
 Every flag left unset keeps the value of the chosen preset (listed per preset in --help).
+
+Several hosts (JAX): run the same command on every host, each with its --process-id:
+
+    python scripts/train.py --backend jax --out runs/big --coordinator host0:12345 \\
+        --num-processes 2 --process-id 0    # on host0; --process-id 1 on the other
 """
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from keras_cvae.cli.common import HelpFormatter
@@ -74,9 +80,28 @@ def parse_args(argv=None):
                         "records the plan). With --resume: a new budget for the rest of the "
                         "run (default: off)")
     parser.add_argument("--devices", type=int, default=None,
-                        help="devices each batch is split over (data parallelism, JAX only: "
-                        "keras.distribution.DataParallel); the batch size must be a multiple "
-                        "(default: every GPU on JAX, else 1)")
+                        help="devices of each process each batch is split over (data parallelism, "
+                        "JAX only: keras.distribution.DataParallel); the batch size must be a "
+                        "multiple of all of them (default: every GPU of the host on JAX, else 1)")
+    parser.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                        help="several processes (JAX only): where process 0 serves JAX's coordination "
+                        "service, reachable from every process: the first host's name or address and "
+                        "a free port (under SLURM: the first host of $SLURM_JOB_NODELIST) (default: the "
+                        "first address of $KERAS_DISTRIBUTION_JOB_ADDRESSES)")
+    parser.add_argument("--num-processes", type=int, default=None, metavar="N",
+                        help="processes training one model, usually one per host (SLURM: $SLURM_NTASKS); "
+                        "--batch-size is then the global batch, split over the devices of all of "
+                        "them, and every process reads its own share of each batch; the run folder "
+                        "must be on a file system they share (default: "
+                        "$KERAS_DISTRIBUTION_NUM_PROCESSES, else 1)")
+    parser.add_argument("--process-id", type=int, default=None, metavar="I",
+                        help="this process's index among --num-processes, 0 to N-1 (SLURM: "
+                        "$SLURM_PROCID); process 0 writes the run folder, the others only read it "
+                        "(default: $KERAS_DISTRIBUTION_PROCESS_ID)")
+    parser.add_argument("--process-timeout", type=int, default=60, metavar="SECONDS",
+                        help="several processes: when one has not been heard from for this long "
+                        "(killed, crashed, its host down), the others end with an error and the "
+                        "run resumes with --resume on all of them")
     parser.add_argument("--data-engine", choices=("tf", "numpy"), default=None,
                         help="input pipeline: tf (tf.data, fastest) or numpy (no TensorFlow; a "
                         "resumed run continues exactly the data stream of an uninterrupted one, "
@@ -181,9 +206,37 @@ def _job_from_args(args, job_class):
     )
 
 
+def _join_processes(args):
+    """Joins the other processes of the job, if there are any, before JAX starts."""
+    from keras_cvae import distributed
+
+    group = distributed.process_group(args.coordinator, args.num_processes, args.process_id,
+                                      args.process_timeout)
+    if group is not None:
+        distributed.join(group)
+
+
+def _stop_shared(args, error):
+    """Ends a process of several that cannot go on, at once (not at JAX's shutdown barrier,
+    where it would wait for the others), with one line saying why and how to go on."""
+    from keras_cvae import distributed
+
+    where = args.resume or args.out or "RUN"
+    print(f"error: {distributed.stop_line(error)}; every process of the run ends: start them all "
+          f"again with --resume {where}", file=sys.stderr)
+    distributed.end_now_if_shared(1)
+    return 1
+
+
 def main(argv=None):
     args = parse_args(argv)
     select_backend(args.backend)
+    try:
+        _join_processes(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    from keras_cvae import distributed
     from keras_cvae.data import DataError
     from keras_cvae.run_folder import RunError
     from keras_cvae.training import TrainingJob, summary_line, train
@@ -192,13 +245,23 @@ def main(argv=None):
         job = _job_from_args(args, TrainingJob)
         result = train(job)
     except (DataError, RunError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        if not distributed.lost_another_process(error):  # (gloo's failures are ValueErrors)
+            print(f"error: {error}", file=sys.stderr)
+            distributed.end_now_if_shared(1)  # the others are waiting for this one
+            return 1
+        return _stop_shared(args, error)
     except KeyboardInterrupt:
         where = args.resume or args.out or "runs/<run>"
         print(f"interrupted; continue from the newest checkpoint with: python scripts/train.py "
               f"--resume {where} (a run that had none is removed)", file=sys.stderr)
+        distributed.end_now_if_shared(130)
         return 130
+    except Exception as error:
+        if distributed.this_shard().whole:
+            raise
+        if not distributed.lost_another_process(error):
+            traceback.print_exc()
+        return _stop_shared(args, error)
     print(summary_line(result))
     return 0
 

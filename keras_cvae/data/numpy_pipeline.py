@@ -10,7 +10,8 @@ processes, gives the same batches:
 - Training: an infinite stream of passes over the split. Pass p visits the sequences in the
   order `rng.permutation(n)` and gives each a window start `rng.integers(0, 30 - T + 1)`,
   with `rng = np.random.default_rng([seed, p])`; batch b holds stream elements
-  [b * B, (b + 1) * B), so every batch is full and a batch may span two passes.
+  [b * B, (b + 1) * B), so every batch is full and a batch may span two passes. A process
+  of several serves its rows of every batch (`data.shards`): together they serve the batch.
 - Evaluation: file order (then record order), window start 0, one pass, the last batch may
   be smaller.
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data import lab_layout, tfrecord
+from keras_cvae.data.shards import Shard
 from keras_cvae.data.windows import random_window_starts, to_unit
 
 MAX_DEFAULT_WORKERS = 8
@@ -121,6 +123,8 @@ class WindowBatches:
         seed: Seeds the training order and window starts.
         first_batch: Training: index 0 serves this batch of the stream (a resumed run
             continues where it stopped).
+        shard: Training: the rows of every batch this process serves (`data.shards`);
+            `batch_size` is then the global batch, of which it serves its share.
     """
 
     length: int
@@ -128,6 +132,7 @@ class WindowBatches:
     training: bool
     seed: int
     first_batch: int = 0
+    shard: Shard = Shard()
 
     def pass_order(self, pass_index: int, size: int) -> tuple:
         """(sequence order [size], window starts [size]) of training pass `pass_index`."""
@@ -142,7 +147,8 @@ class WindowBatches:
             stop = min((batch + 1) * self.batch_size, size)
             return [(item, 0) for item in range(batch * self.batch_size, stop)]
         batch += self.first_batch
-        elements = range(batch * self.batch_size, (batch + 1) * self.batch_size)
+        rows = self.shard.rows(self.batch_size)
+        elements = range(batch * self.batch_size + rows.start, batch * self.batch_size + rows.stop)
         orders = {p: self.pass_order(p, size) for p in {e // size for e in elements}}
         out = []
         for element in elements:

@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data.errors import DataError
+from keras_cvae.data.shards import Shard
 from keras_cvae.data.sources import (
     Source,
     bair_split_files,
@@ -90,7 +91,8 @@ def resolve_engine(engine=None) -> Union[str, NumpyEngine]:
     return NumpyEngine() if engine == "numpy" else engine
 
 
-def _numpy_dataset(src: Source, split, length, batch_size, training, seed, engine: NumpyEngine, start_batch=0):
+def _numpy_dataset(src: Source, split, length, batch_size, training, seed, engine: NumpyEngine, start_batch=0,
+                   shard: Shard = Shard()):
     # Imported here so that `import keras_cvae.data` does not import keras (and with it
     # TensorFlow, keras' default backend) for the "tf" engine.
     from keras_cvae.data import numpy_pipeline
@@ -106,7 +108,7 @@ def _numpy_dataset(src: Source, split, length, batch_size, training, seed, engin
         sequences = numpy_pipeline.LabSequences(tuple(lab_split_sequences(src.root, split)))
     if len(sequences) == 0:
         raise DataError(f"{src.root}: split {split!r} has no sequences")
-    batches = numpy_pipeline.WindowBatches(length, batch_size, training, seed_or_fresh(seed), start_batch)
+    batches = numpy_pipeline.WindowBatches(length, batch_size, training, seed_or_fresh(seed), start_batch, shard)
     return numpy_pipeline.WindowDataset(
         sequences,
         batches,
@@ -117,7 +119,7 @@ def _numpy_dataset(src: Source, split, length, batch_size, training, seed, engin
 
 
 def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, seed: Optional[int] = None,
-                 engine=None, start_batch: int = 0):
+                 engine=None, start_batch: int = 0, shard: Shard = Shard()):
     """Batches of video windows and their conditions from `source`.
 
     Args:
@@ -143,6 +145,13 @@ def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, 
             access). tf.data cannot seek without reading everything before, so the "tf"
             engine reseeds its stream from (seed, start_batch): deterministic, but not the
             continuation of the stream of `seed`.
+        shard: Training only: this process's share of every batch when several processes
+            train (`data.shards.Shard`); `batch_size` stays the global batch and the
+            batches served hold `batch_size / shard.count` sequences. The NumPy engine
+            serves exactly this process's rows of the single-process stream; tf.data
+            deals the records out in turn before parsing (no record to two processes;
+            the stream is not the single-process one). Needs a seed: every process must
+            draw the same order.
 
     Returns:
         "tf": a tf.data.Dataset; bad records fail inside iteration with a TensorFlow
@@ -165,12 +174,18 @@ def make_dataset(source, split, *, n_past=2, n_future=10, batch_size, training, 
     src = resolve_source(source)
     if start_batch and not training:
         raise DataError("start_batch applies to training streams only")
+    if not shard.whole:
+        if not training:
+            raise DataError("a shard applies to training streams only")
+        if seed is None:
+            raise DataError("sharded training streams need a seed: every process draws the same order")
+        shard.local_size(int(batch_size))  # checks that the processes share it evenly
     if isinstance(engine, NumpyEngine):
         return _numpy_dataset(src, split, length, int(batch_size), bool(training), seed, engine,
-                              int(start_batch))
+                              int(start_batch), shard)
     if start_batch:
         seed = int(np.random.SeedSequence([seed_or_fresh(seed), int(start_batch)]).generate_state(1)[0])
-    return BUILDERS[src.kind](src.root, split, length, int(batch_size), bool(training), seed)
+    return BUILDERS[src.kind](src.root, split, length, int(batch_size), bool(training), seed, shard)
 
 
 def _prefetched(dataset) -> Iterator[dict]:

@@ -6,8 +6,9 @@ Batches are {"frames": float32 [B, T, 32, 64, 3] in [0, 1], "conditions": float3
 A split is read into memory once (a few tens of MB) and cut into consecutive windows of T
 frames (see `pose_layout`). Training is an infinite stream of passes; pass p visits the
 windows in the order `default_rng([seed, p]).permutation(n)` and batch b holds stream
-elements [b * B, (b + 1) * B), so a resumed run's stream continues exactly. Evaluation is
-one pass in file order; its last batch may be smaller.
+elements [b * B, (b + 1) * B), so a resumed run's stream continues exactly; a process of
+several serves its rows of every batch (`data.shards`). Evaluation is one pass in file
+order; its last batch may be smaller.
 """
 
 import math
@@ -20,6 +21,7 @@ import numpy as np
 from keras_cvae.data import pose_layout
 from keras_cvae.data.errors import DataError
 from keras_cvae.data.pose_embedded import ensure_pose_dataset
+from keras_cvae.data.shards import Shard
 from keras_cvae.data.windows import PIXEL_SCALE
 
 
@@ -65,13 +67,16 @@ class PoseWindows(keras.utils.PyDataset):
         training: Infinite shuffled stream, or one pass in order.
         seed: Seed of the training order.
         start_batch: Training: index 0 serves this batch of the stream.
+        shard: Training: the rows of every batch this process serves; `batch_size` is
+            then the global batch.
     """
 
-    def __init__(self, frames, labels, batch_size, training, seed=0, start_batch=0):
+    def __init__(self, frames, labels, batch_size, training, seed=0, start_batch=0, shard=Shard()):
         super().__init__()
         self.frames, self.labels = frames, labels
         self.batch_size, self.training = int(batch_size), bool(training)
         self.seed, self.start_batch = int(seed), int(start_batch)
+        self.shard = shard
 
     @property
     def num_batches(self) -> Optional[int]:
@@ -88,8 +93,9 @@ class PoseWindows(keras.utils.PyDataset):
         size = len(self.frames)
         if not self.training:
             return list(range(batch * self.batch_size, min((batch + 1) * self.batch_size, size)))
-        elements = range((batch + self.start_batch) * self.batch_size,
-                         (batch + self.start_batch + 1) * self.batch_size)
+        first = (batch + self.start_batch) * self.batch_size
+        rows = self.shard.rows(self.batch_size)
+        elements = range(first + rows.start, first + rows.stop)
         orders, items = {}, []
         for element in elements:
             pass_index, position = divmod(element, size)
@@ -109,7 +115,7 @@ class PoseWindows(keras.utils.PyDataset):
 
 
 def make_pose_dataset(source, split, *, length, batch_size, training, seed=0, start_batch=0,
-                      progress=False) -> PoseWindows:
+                      progress=False, shard=Shard()) -> PoseWindows:
     """Windows of `length` frames of a pose split, batched.
 
     Args:
@@ -121,6 +127,8 @@ def make_pose_dataset(source, split, *, length, batch_size, training, seed=0, st
         seed: Seed of the training order.
         start_batch: Training: where a resumed run's stream starts.
         progress: Show a progress bar while reading the PNGs.
+        shard: Training: this process's share of every batch (`data.shards`); `batch_size`
+            stays the global batch.
 
     Raises:
         DataError: Bad folder or file (named), or fewer frames than one window.
@@ -129,5 +137,8 @@ def make_pose_dataset(source, split, *, length, batch_size, training, seed=0, st
         raise DataError(f"split must be one of {', '.join(pose_layout.SPLITS)} for pose data, got {split!r}")
     if int(batch_size) < 1:
         raise DataError(f"batch_size must be at least 1, got {batch_size}")
+    if not shard.whole and not training:
+        raise DataError("a shard applies to training streams only")
+    shard.local_size(int(batch_size))  # checks that the processes share it evenly
     frames, labels = pose_layout.read_videos(resolve_pose_source(source), split, int(length), progress)
-    return PoseWindows(frames, labels, batch_size, training, seed, start_batch)
+    return PoseWindows(frames, labels, batch_size, training, seed, start_batch, shard)

@@ -15,6 +15,7 @@ import numpy as np
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data import lab_layout, tfds_source
 from keras_cvae.data.errors import MARKER, DataError, marked_message
+from keras_cvae.data.shards import Shard
 from keras_cvae.data.sources import bair_split_files, lab_split_sequences, locate_fault
 from keras_cvae.data.windows import random_window_starts_tf, seed_or_fresh, to_unit_tf
 
@@ -145,16 +146,18 @@ def _unit_batches(batches, deterministic):
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def bair_dataset(root, split, length, batch_size, training, seed):
+def bair_dataset(root, split, length, batch_size, training, seed, shard=Shard()):
     """Batches of a BAIR TFRecord split.
 
     Args:
         root: The BAIR root.
         split: "train", "val" or "test".
         length: Steps per window.
-        batch_size: Sequences per batch.
+        batch_size: Sequences per batch (the global batch, with a shard).
         training: Shuffled, repeated, random window starts; else one pass in file order.
         seed: Seeds the training stream; None: a fresh seed, reads finish out of order.
+        shard: Training: this process's share (`data.shards`): of the common record stream
+            it parses every `count`-th record, and batches `batch_size / count` windows.
     """
     import tensorflow as tf
 
@@ -183,6 +186,8 @@ def bair_dataset(root, split, length, batch_size, training, seed):
         num_parallel_calls=min(len(files), CYCLE_LENGTH),
         deterministic=deterministic,
     )
+    if not shard.whole:  # dealt out before parsing, the costly part; every process reads all
+        records = records.shard(shard.count, shard.index)
     # Batch the serialized records before parsing (one parse_example per batch is much
     # cheaper than one per record), keep only the window of the model camera as uint8,
     # then shuffle those small windows (0.15 MB each instead of 0.75 MB records).
@@ -192,7 +197,9 @@ def bair_dataset(root, split, length, batch_size, training, seed):
         serialized, paths, indices = batch
         images, conditions = parse_batch(serialized)  # all 30 steps, model camera only
         images, conditions = _checked(images, conditions, paths, indices)
-        starts = random_window_starts_tf(tf.stack([tf.constant(base_seed, tf.int64), step]), [PARSE_BATCH], length)
+        # Seeded by the parse batch's place in the common stream: processes draw apart.
+        place = step * shard.count + shard.index
+        starts = random_window_starts_tf(tf.stack([tf.constant(base_seed, tf.int64), place]), [PARSE_BATCH], length)
         window = starts[:, None] + tf.range(length)[None, :]
         images = tf.gather(images, window, batch_dims=1)
         conditions = tf.gather(conditions, window, batch_dims=1)
@@ -200,10 +207,10 @@ def bair_dataset(root, split, length, batch_size, training, seed):
 
     windows = records.map(parse_train, num_parallel_calls=autotune, deterministic=deterministic).unbatch()
     windows = windows.shuffle(SHUFFLE_BUFFER, seed=base_seed, reshuffle_each_iteration=True)
-    return _unit_batches(windows.batch(batch_size, drop_remainder=True), deterministic)
+    return _unit_batches(windows.batch(shard.local_size(batch_size), drop_remainder=True), deterministic)
 
 
-def _window_batches(items, read_window, shuffle_buffer, length, batch_size, training, seed):
+def _window_batches(items, read_window, shuffle_buffer, length, batch_size, training, seed, shard=Shard()):
     """Batches of windows that `read_window(item, start, length)` cuts from `items`.
 
     Args:
@@ -214,6 +221,8 @@ def _window_batches(items, read_window, shuffle_buffer, length, batch_size, trai
         batch_size: Sequences per batch.
         training: Shuffled, repeated, random window starts; else one pass, start 0.
         seed: Seeds the training stream; None: a fresh seed, reads finish out of order.
+        shard: Training: this process's share (`data.shards`): every `count`-th item of the
+            common stream, `batch_size / count` per batch.
     """
     import tensorflow as tf
 
@@ -222,6 +231,9 @@ def _window_batches(items, read_window, shuffle_buffer, length, batch_size, trai
     if training:
         base_seed = seed_or_fresh(seed)
         items = items.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True).repeat().enumerate()
+        if not shard.whole:  # after the enumeration, which seeds each item's window start
+            items = items.shard(shard.count, shard.index)
+        batch_size = shard.local_size(batch_size)
 
         def read(i, item):
             start = random_window_starts_tf(tf.stack([tf.constant(base_seed, tf.int64), i]), [], length)
@@ -234,20 +246,21 @@ def _window_batches(items, read_window, shuffle_buffer, length, batch_size, trai
     return _unit_batches(windows.batch(batch_size, drop_remainder=training), deterministic)
 
 
-def lab_dataset(root, split, length, batch_size, training, seed):
+def lab_dataset(root, split, length, batch_size, training, seed, shard=Shard()):
     """Batches of a lab folder split (arguments as for `bair_dataset`)."""
     import tensorflow as tf
 
     folders = lab_split_sequences(root, split)
     items = tf.data.Dataset.from_tensor_slices([str(s) for s in folders])
-    return _window_batches(items, lab_layout.read_window_tf, len(folders), length, batch_size, training, seed)
+    return _window_batches(items, lab_layout.read_window_tf, len(folders), length, batch_size, training, seed,
+                           shard)
 
 
-def tfds_dataset(root, split, length, batch_size, training, seed):
+def tfds_dataset(root, split, length, batch_size, training, seed, shard=Shard()):
     """Batches of a prepared TFDS split (arguments as for `bair_dataset`)."""
     items = tfds_source.load_split(root, split, shuffle_files=training, seed=seed)
     return _window_batches(items, tfds_source.example_to_window, SHUFFLE_BUFFER, length, batch_size,
-                           training, seed)
+                           training, seed, shard)
 
 
 BUILDERS = {"bair": bair_dataset, "lab": lab_dataset, "tfds": tfds_dataset}
