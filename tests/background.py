@@ -29,8 +29,8 @@ class BackgroundRun:
     scratch: Path
 
 
-def _start(command, env) -> BackgroundRun:
-    scratch = Path(tempfile.mkdtemp(prefix="keras-cvae-background-"))
+def _start(command, env, scratch=None) -> BackgroundRun:
+    scratch = scratch or Path(tempfile.mkdtemp(prefix="keras-cvae-background-"))
     log = scratch / "output.log"
     with open(log, "w") as output:
         process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "SCRATCH": str(scratch)},
@@ -38,10 +38,32 @@ def _start(command, env) -> BackgroundRun:
     return BackgroundRun(process, log, scratch)
 
 
+# The tests' models are tiny and take a few steps: XLA's compile, not the steps, is the
+# cost on a CPU, and its cheapest optimisation levels halve it.
+QUICK_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+
+def quick_jax_env(devices: int = 1, cache=None) -> dict:
+    """Environment for a JAX process of the tests: quick XLA compiles on `devices` CPU devices.
+
+    Args:
+        devices: CPU devices the process sees.
+        cache: A folder where compiled programs are kept and found again by the processes
+            that share it (tests build the same tiny models many times); None: the caller's.
+    """
+    env = {"XLA_FLAGS": f"{QUICK_XLA_FLAGS} --xla_force_host_platform_device_count={devices}"}
+    if cache is not None:
+        env.update({"JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"})
+    return env
+
+
 def start_jax_rerun() -> BackgroundRun:
     """`pytest -m "jax and not tf_only"` with KERAS_BACKEND=jax."""
+    scratch = Path(tempfile.mkdtemp(prefix="keras-cvae-background-"))
     return _start([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", JAX_MARKER,
-                   str(ROOT / "tests")], {"KERAS_BACKEND": "jax"})
+                   str(ROOT / "tests")], {"KERAS_BACKEND": "jax", **quick_jax_env(cache=scratch / "jax-cache")},
+                  scratch)
 
 
 REHEARSAL_DEADLINE_S = 540  # shares 2 cores with the suite and the JAX re-run
@@ -53,7 +75,9 @@ def start_rehearsal() -> BackgroundRun:
     script = (f'ls .whl/{wheel} >/dev/null 2>&1 || bash benchmarks/gpu_session.sh wheels >/dev/null; '
               'OUT="$SCRATCH/returned" exec bash benchmarks/gpu_session.sh rehearse --commit rehearsal '
               f'--deadline {REHEARSAL_DEADLINE_S}')
-    return _start(["bash", "-c", script], {"PYTHON": sys.executable})
+    scratch = Path(tempfile.mkdtemp(prefix="keras-cvae-background-"))
+    return _start(["bash", "-c", script], {"PYTHON": sys.executable, **quick_jax_env(cache=scratch / "jax-cache")},
+                  scratch)
 
 
 # The test that waits for each run: its starter.

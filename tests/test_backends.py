@@ -20,6 +20,7 @@ from keras_cvae.config import get_preset
 from keras_cvae.model import SVG
 from keras_cvae.schedules import KLAnnealing, TeacherForcing
 import background
+from background import quick_jax_env
 from model_weights import randomize_weights
 from no_tensorflow import ROOT
 
@@ -35,7 +36,7 @@ def run_on_jax(code, timeout=600):
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=ROOT,
-        env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": python_path},
+        env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": python_path, **quick_jax_env()},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from background import quick_jax_env
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # starts processes: `-m "not slow"` skips it
 
@@ -51,7 +53,7 @@ ONE_STEP_ON_1_AND_2_DEVICES = textwrap.dedent("""
 
 def run_on_two_devices(backend):
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+           **quick_jax_env(devices=2)}
     result = subprocess.run([sys.executable, "-c", ONE_STEP_ON_1_AND_2_DEVICES], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
