@@ -23,6 +23,7 @@ from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, EpochHistory, L
                                   RunCheckpoint, SampleGif, TrainingDiverged, restore_random_state,
                                   save_model_file)
 from keras_cvae.config import ModelConfig, TrainConfig
+from keras_cvae.cpu_warning import available_cores, cpu_warning
 from keras_cvae.data import DataError
 from keras_cvae.data.shards import Shard
 from keras_cvae.paths import why_not_creatable
@@ -295,6 +296,16 @@ def _tensorboard(log_dir):
     return [keras.callbacks.TensorBoard(str(log_dir), write_graph=False)]
 
 
+def _warn_if_gpu_sized(job: TrainingJob):
+    """Says on stderr, before a new SVG run starts, that it would take days without the
+    GPU it is sized for (see `cpu_warning`). A run with a time limit ends in time anyway."""
+    if job.resume is not None or job.task != "bair" or job.time_limit_minutes is not None:
+        return
+    line = cpu_warning(job.preset, job.model, job.train, backends.accelerator_present(), available_cores())
+    if line:
+        print(line, file=sys.stderr)
+
+
 def train(job: TrainingJob) -> TrainingResult:
     """Trains (or resumes) a run and returns its folder and history.
 
@@ -319,6 +330,7 @@ def train(job: TrainingJob) -> TrainingResult:
         _check_shared_job(job, shard)
     if shard.index != 0:
         return _follow(job, shard, started)
+    _warn_if_gpu_sized(job)
     if job.resume is not None:
         run = RunFolder(Path(job.resume))
         _check_resume_changes(run, job.resume_changes or {})  # before anything is written

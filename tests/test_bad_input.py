@@ -187,13 +187,14 @@ def test_scripts_print_one_error_line_and_exit_non_zero(tmp_path, small_bair_dir
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {root}: exists and is not empty")
 
 
-def test_train_in_a_fresh_process_ends_in_one_error_line_without_the_cuinit_noise(tmp_path):
+def test_train_in_a_fresh_process_prints_only_its_error_line_without_tensorflows_start_up_lines(tmp_path):
+    # The command imports TensorFlow (select_backend) before it checks its flags, so every
+    # start-up line TensorFlow logs (oneDNN, CUDA drivers, cuInit) would land in stderr.
     result = run_command("train", "--preset", "tiny", "--batch-size", "0", "--out", str(tmp_path / "run"))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert result.stderr.splitlines() == [
         "error: batch_size (--batch-size) must be an integer of at least 1, got 0"
-    )
-    assert "Traceback" not in result.stderr and "failed call to cuInit" not in result.stderr
+    ]
     assert not (tmp_path / "run").exists()
 
 

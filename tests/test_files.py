@@ -4,6 +4,7 @@ mode policy (0644 files, 0755 folders) whatever the umask."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_modes_do_not_depend_on_the_umask(tmp_path):
     previous = os.umask(0o077)
     try:
         files.atomic_write_text(tmp_path / "a.txt", "x")
-        files.atomic_save(tmp_path / "b.bin", lambda path: open(path, "wb").write(b"x"))
+        files.atomic_save(tmp_path / "b.bin", lambda path: Path(path).write_bytes(b"x"))
         with files.staged_directory(tmp_path / "out") as staged:
             (staged / "sub").mkdir()
             (staged / "sub" / "c.txt").write_text("x")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from keras_cvae.run_folder import LOCK_FILE, RunError, RunFolder
 
 def write_checkpoint(run, epoch, step=0):
     checkpoint = run.checkpoint(epoch, step)
-    run.write_checkpoint(checkpoint, lambda path: open(path, "w").write("weights"),
+    run.write_checkpoint(checkpoint, lambda path: Path(path).write_text("weights"),
                          {"epoch": epoch, "step": step})
     return checkpoint
 
