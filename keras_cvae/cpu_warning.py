@@ -12,9 +12,9 @@ from typing import Optional
 from keras_cvae.config import ModelConfig, TrainConfig
 from keras_cvae.layers.vgg import scaled_channels
 
-# Effective float32 FLOP/s of one core on these convolutions, fitted to the median of
-# teacher-forced and free-running svg training steps (TensorFlow graph mode, oneDNN) on a
-# recent x86 core with AVX-512; an older core is several times slower.
+# Effective float32 FLOP/s of one core on these convolutions (TensorFlow graph mode,
+# oneDNN, teacher-forced and free-running steps alike): a fast core with wide vector units;
+# an older one is several times slower, which the warning's "roughly" covers.
 FLOPS_PER_CORE = 1.5e11
 # A run the estimate puts above this is GPU-sized: on a CPU it would take more than a night.
 GPU_SIZED_HOURS = 8.0
