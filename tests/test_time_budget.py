@@ -62,7 +62,8 @@ def schedule_position(model):
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.jax
+# On JAX: the rehearsal's flagship stage is a budgeted JAX run (test_gpu_session.py), and
+# test_backends.py checks the schedules inside one jitted JAX fit.
 def test_a_budgeted_run_stops_at_its_planned_epoch_with_its_schedules_complete(generated_dir, tmp_path,
                                                                                fake_clock):
     # 12 "seconds": the first epoch (2 steps) measures 1 s a step and 1 s an epoch's end,

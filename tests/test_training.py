@@ -61,7 +61,8 @@ def interrupted_then_resumed(generated_dir, tmp_path_factory):
     return job, after_first, result
 
 
-@pytest.mark.jax
+# On JAX: test_multihost.py's runs write and resume a run folder, ending as an uninterrupted
+# run (weights and log rows).
 def test_run_folder_holds_log_curves_gifs_and_checkpoints(interrupted_then_resumed):
     _, after_first, result = interrupted_then_resumed
     run = result.run
@@ -98,7 +99,6 @@ def test_run_folder_holds_log_curves_gifs_and_checkpoints(interrupted_then_resum
     assert loaded.config == run.model_config()
 
 
-@pytest.mark.jax
 def test_resume_continues_iterations_and_schedules(interrupted_then_resumed):
     job, _, result = interrupted_then_resumed
     model = result.run.load_model()
