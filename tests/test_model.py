@@ -254,15 +254,15 @@ def test_save_and_load_restores_every_weight(tmp_path, config):
 def test_a_few_fit_steps_lower_the_loss():
     keras.utils.set_random_seed(0)
     model = SVG(TINY, seed=0)
-    model.compile(keras.optimizers.Adam(2e-3), kl_annealing=KLAnnealing("none"), jit_compile=ON_JAX,
-                  run_eagerly=not ON_JAX)  # tracing both branches costs more than 24 eager steps
+    model.compile(keras.optimizers.Adam(4e-3), kl_annealing=KLAnnealing("none"), jit_compile=ON_JAX,
+                  run_eagerly=not ON_JAX)  # tracing both branches costs more than 12 eager steps
     rng = np.random.default_rng(0)
     # Smooth, learnable frames: a constant colour per sequence that drifts slowly.
     colours = rng.random((4, 1, 1, 1, 3), dtype=np.float32)
     frames = np.clip(colours + 0.02 * np.arange(TINY.window_length)[None, :, None, None, None], 0, 1)
     frames = np.broadcast_to(frames, (4, TINY.window_length, 64, 64, 3)).astype("float32")
     data = {"frames": frames, "conditions": np.zeros((4, TINY.window_length, 7), "float32")}
-    history = model.fit(data, batch_size=4, epochs=24, verbose=0).history
+    history = model.fit(data, batch_size=4, epochs=12, verbose=0).history
     first, last = np.mean(history["loss"][:3]), np.mean(history["loss"][-3:])
     assert last < 0.7 * first, history["loss"]
 
