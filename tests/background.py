@@ -29,8 +29,11 @@ class BackgroundRun:
     scratch: Path
 
 
-def _start(command, env, scratch=None) -> BackgroundRun:
-    scratch = scratch or Path(tempfile.mkdtemp(prefix="keras-cvae-background-"))
+def _scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="keras-cvae-background-"))
+
+
+def _start(command, env, scratch: Path) -> BackgroundRun:
     log = scratch / "output.log"
     with open(log, "w") as output:
         process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "SCRATCH": str(scratch)},
@@ -60,7 +63,7 @@ def quick_jax_env(devices: int = 1, cache=None) -> dict:
 
 def start_jax_rerun() -> BackgroundRun:
     """`pytest -m "jax and not tf_only"` with KERAS_BACKEND=jax."""
-    scratch = Path(tempfile.mkdtemp(prefix="keras-cvae-background-"))
+    scratch = _scratch()
     return _start([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", JAX_MARKER,
                    str(ROOT / "tests")], {"KERAS_BACKEND": "jax", **quick_jax_env(cache=scratch / "jax-cache")},
                   scratch)
@@ -75,7 +78,7 @@ def start_rehearsal() -> BackgroundRun:
     script = (f'ls .whl/{wheel} >/dev/null 2>&1 || bash benchmarks/gpu_session.sh wheels >/dev/null; '
               'OUT="$SCRATCH/returned" exec bash benchmarks/gpu_session.sh rehearse --commit rehearsal '
               f'--deadline {REHEARSAL_DEADLINE_S}')
-    scratch = Path(tempfile.mkdtemp(prefix="keras-cvae-background-"))
+    scratch = _scratch()
     return _start(["bash", "-c", script], {"PYTHON": sys.executable, **quick_jax_env(cache=scratch / "jax-cache")},
                   scratch)
 
