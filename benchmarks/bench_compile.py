@@ -43,8 +43,9 @@ def compile_times(preset_name, precision, batch_size):
     import keras
     import numpy as np
 
-    from keras_cvae.config import get_preset, replace
-    from keras_cvae.model import SVG
+    from keras_cvae.config import replace
+    from keras_cvae.tasks.svg.config import get_preset
+    from keras_cvae.tasks.svg.model import SVG
     from keras_cvae.training import compile_model
 
     keras.mixed_precision.set_global_policy(precision)

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_cvae.config import get_preset
 from keras_cvae.data import make_dataset
 from keras_cvae.evaluation import evaluate_model, make_rollout, make_scorer
-from keras_cvae.model import SVG
+from keras_cvae.tasks.svg.config import get_preset
+from keras_cvae.tasks.svg.model import SVG
 
 
 def timed_pass(model, args, sequences, rollout, scorer):

@@ -31,7 +31,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_cvae import export
-from keras_cvae.config import get_preset
+from keras_cvae.tasks.svg.config import get_preset
 
 
 def timed(call, runs):
@@ -49,7 +49,7 @@ def bench_preset(name, batches, runs, eager, whole_onnx):
     import onnxruntime
     import tensorflow as tf
 
-    from keras_cvae.model import SVG
+    from keras_cvae.tasks.svg.model import SVG
 
     model = SVG(get_preset(name).model, seed=0)
     predict = export.prediction_function(model)

@@ -33,9 +33,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def make_run(preset_name, folder):
     """Saves an untrained model of the preset as a run folder; returns its path."""
-    from keras_cvae.config import get_preset
-    from keras_cvae.model import SVG
     from keras_cvae.run_folder import RunFolder
+    from keras_cvae.tasks.svg.config import get_preset
+    from keras_cvae.tasks.svg.model import SVG
 
     preset = get_preset(preset_name)
     model = SVG(preset.model, seed=0)

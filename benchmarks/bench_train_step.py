@@ -53,8 +53,9 @@ def time_branches(args, jit_compile):
     """Runs in the worker process: {branch: timings} for the current backend."""
     import keras
 
-    from keras_cvae.config import get_preset, replace
-    from keras_cvae.model import SVG
+    from keras_cvae.config import replace
+    from keras_cvae.tasks.svg.config import get_preset
+    from keras_cvae.tasks.svg.model import SVG
     from keras_cvae.training import compile_model
 
     if args.mixed_precision:

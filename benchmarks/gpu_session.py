@@ -317,9 +317,10 @@ def bench_worker(args):
     import keras
     import numpy as np
 
-    from keras_cvae.config import get_preset, replace
+    from keras_cvae.config import replace
     from keras_cvae.data import iterate_numpy, make_dataset
-    from keras_cvae.model import SVG
+    from keras_cvae.tasks.svg.config import get_preset
+    from keras_cvae.tasks.svg.model import SVG
     from keras_cvae.training import compile_model
 
     keras.mixed_precision.set_global_policy(args.precision)

@@ -14,9 +14,9 @@ import numpy as np
 import onnxruntime
 
 from keras_cvae.onnx_files import InferenceError, read_conditions, read_context, write_predictions
-from keras_cvae.onnx_pose import predict_pose_files
 from keras_cvae.onnx_protocol import METADATA_FILE, PREDICTION_INPUTS, PREDICTION_OUTPUT
 from keras_cvae.paths import why_not_creatable
+from keras_cvae.tasks.pose.onnx_files import predict_pose_files
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def run_step_onnx(session, inputs, config):
     Args:
         session: An onnxruntime session of step.onnx.
         inputs: Prediction inputs as numpy arrays (context, conditions, noise).
-        config: The `ModelConfig` (its `n_past` is used).
+        config: The `SVGConfig` (its `n_past` is used).
 
     Returns:
         The predicted frames [B, n_future, 64, 64, 3].

@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_cvae.config import ModelConfig, TrainConfig
+from keras_cvae.config import TrainConfig
 from keras_cvae.files import atomic_save, atomic_write_text, claim_lock
 
 RUN_FILE = "run.json"
@@ -117,8 +117,12 @@ class RunFolder:
         except (OSError, json.JSONDecodeError) as error:
             raise RunError(f"{self.run_file}: not readable JSON ({error})") from None
 
-    def model_config(self) -> ModelConfig:
-        return ModelConfig.from_dict(self.read_info()["model"])
+    def model_config(self):
+        """The run's model config, of its task's config class."""
+        from keras_cvae import tasks
+
+        info = self.read_info()
+        return tasks.task_of(info).model_config(info)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.read_info()["train"])
@@ -229,9 +233,9 @@ class RunFolder:
         """Loads model.keras (no optimizer); raises RunError if it is missing or broken."""
         import keras
 
-        from keras_cvae import model as _registers_svg  # noqa: F401
-        from keras_cvae import pose_model as _registers_pose  # noqa: F401
+        from keras_cvae import tasks
 
+        tasks.register_models()
         self.read_info()
         if not self.model_file.is_file():
             raise RunError(f"{self.model_file}: missing; the run has not finished an epoch yet")

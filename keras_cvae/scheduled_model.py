@@ -4,7 +4,7 @@ A model mixing it in provides `training_losses(data, teacher_forced, kl_anneal)`
 `validation_logs(data)`; the mixin provides the rest of what `backends.train_step` and
 `backends.test_step` call: compile with the KL and teacher-forcing schedules, the
 schedules' values at the current step, the schedule clock, and the loss trackers. It is the protocol `SVG`
-implements in `keras_cvae.model`, written once for the models that come after it.
+implements in `keras_cvae.tasks.svg.model`, written once for the models that come after it.
 """
 
 import keras

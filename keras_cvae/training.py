@@ -14,20 +14,18 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional
 
 import keras
 
 from keras_cvae import backends, distributed, tasks
-from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, EpochHistory, LatentUsage, LossWatch, RestoreEpochMetrics,
-                                  RunCheckpoint, SampleGif, TrainingDiverged, restore_random_state,
+from keras_cvae.callbacks import (CurvePlotter, DivergenceGuard, EpochHistory, LatentUsage, LossWatch,
+                                  RestoreEpochMetrics, RunCheckpoint, SampleGif, TrainingDiverged, restore_random_state,
                                   save_model_file)
-from keras_cvae.config import ModelConfig, TrainConfig
-from keras_cvae.cpu_warning import available_cores, cpu_warning
+from keras_cvae.config import TrainConfig
 from keras_cvae.data import DataError
 from keras_cvae.data.shards import Shard
 from keras_cvae.paths import why_not_creatable
-from keras_cvae.pose_config import PoseModelConfig
 from keras_cvae.run_folder import LOCK_FILE, Checkpoint, RunError, RunFolder
 from keras_cvae.schedules import schedules_from_config
 from keras_cvae.time_budget import BudgetSpent, TimeBudget, schedule_progress
@@ -42,7 +40,7 @@ class TrainingJob:
     """Everything a training run needs.
 
     Args:
-        model: Model sizes of a new run, a `ModelConfig` (bair) or `PoseModelConfig` (pose);
+        model: Model sizes of a new run, the config of its task's model (e.g. `SVGConfig`);
             a resumed run keeps its own.
         train: Training settings of a new run (a resumed run keeps its own, see
             `resume_changes`).
@@ -66,7 +64,7 @@ class TrainingJob:
             `backends.data_parallel`, JAX only); None: every GPU of the process on JAX,
             else 1. With several processes (`distributed`) `train.batch_size` is the global
             batch, split over the devices of all of them.
-        task: "bair" or "pose" (see `keras_cvae.tasks`); a resumed run keeps its own.
+        task: The name of the run's task (see `keras_cvae.tasks`); a resumed run keeps its own.
         time_limit_minutes: Train for this many minutes (counted from the call of `train`)
             instead of `train.epochs`: the run stops at the last epoch that fits, with the
             schedules of the configured run (`train.epochs` x `train.steps_per_epoch`)
@@ -74,7 +72,7 @@ class TrainingJob:
             budget for the rest of the run. None: no budget.
     """
 
-    model: Union[ModelConfig, PoseModelConfig]
+    model: Any
     train: TrainConfig
     data: Optional[str] = None
     out: Optional[Path] = None
@@ -88,7 +86,7 @@ class TrainingJob:
     backup_minutes: float = 10.0
     data_engine: Optional[str] = None
     devices: Optional[int] = None
-    task: str = "bair"
+    task: str = tasks.DEFAULT_TASK
     time_limit_minutes: Optional[float] = None
 
     def __post_init__(self):
@@ -297,11 +295,11 @@ def _tensorboard(log_dir):
 
 
 def _warn_if_gpu_sized(job: TrainingJob):
-    """Says on stderr, before a new SVG run starts, that it would take days without the
-    GPU it is sized for (see `cpu_warning`). A run with a time limit ends in time anyway."""
-    if job.resume is not None or job.task != "bair" or job.time_limit_minutes is not None:
+    """Says on stderr, before a new run starts, that it would take days without the GPU it
+    is sized for (see the task's `cpu_warning`). A run with a time limit ends in time anyway."""
+    if job.resume is not None or job.time_limit_minutes is not None:
         return
-    line = cpu_warning(job.preset, job.model, job.train, backends.accelerator_present(), available_cores())
+    line = tasks.get_task(job.task).cpu_warning(job, backends.accelerator_present())
     if line:
         print(line, file=sys.stderr)
 

@@ -51,8 +51,8 @@ def small_bair_dir(tmp_path):
 def write_run():
     """A factory of run folders as training lays them out, holding a given (untrained) model:
     `write_run(path, model, data=None) -> RunFolder`."""
-    from keras_cvae.config import get_preset
     from keras_cvae.run_folder import RunFolder
+    from keras_cvae.tasks.svg.config import get_preset
 
     def write(path, model, data=None):
         run = RunFolder(Path(path))

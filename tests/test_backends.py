@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_cvae.config import get_preset
-from keras_cvae.model import SVG
 from keras_cvae.schedules import KLAnnealing, TeacherForcing
+from keras_cvae.tasks.svg.config import get_preset
+from keras_cvae.tasks.svg.model import SVG
+
 import background
 from background import quick_jax_env
 from model_weights import randomize_weights
@@ -69,7 +70,7 @@ def jax_results(tmp_path_factory):
         import keras
         import numpy as np
         from keras import ops
-        from keras_cvae.model import SVG
+        from keras_cvae.tasks.svg.model import SVG
         from keras_cvae.schedules import KLAnnealing, TeacherForcing
 
         assert keras.backend.backend() == "jax"

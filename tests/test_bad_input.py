@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import random_sequence
-from keras_cvae.data import DataError, describe_source, make_dataset, pipeline_errors
+from keras_cvae.data import DataError
 from keras_cvae.data import bair_tfrecord as bair
-from keras_cvae.data import convert, lab_layout, pose_embedded
+from keras_cvae.data import convert, describe_source, lab_layout, make_dataset, pipeline_errors
+from keras_cvae.tasks.pose import embedded as pose_embedded
+
+from conftest import random_sequence
 from test_bair_tfrecord import hand_written_example, write_raw
 
 pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
@@ -230,10 +232,10 @@ def scripts():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, write_run):
     """A run folder holding an untrained tiny model, trained (as run.json says) on good data."""
-    from test_evaluation import random_sequences, write_dataset
+    from keras_cvae.tasks.svg.config import get_preset
+    from keras_cvae.tasks.svg.model import SVG
 
-    from keras_cvae.config import get_preset
-    from keras_cvae.model import SVG
+    from test_evaluation import random_sequences, write_dataset
 
     root = tmp_path_factory.mktemp("corpus")
     data = write_dataset(root / "data", random_sequences(3, seed=1))

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from keras import layers, ops
 
-from keras_cvae.config import get_preset
-from keras_cvae.layers.vgg import ConditionalConv2D, ConvBlock, VGGDecoder, VGGEncoder
-from keras_cvae.model import SVG
+from keras_cvae.layers.blocks import ConditionalConv2D, ConvBlock
+from keras_cvae.tasks.svg.config import get_preset
+from keras_cvae.tasks.svg.model import SVG
+from keras_cvae.tasks.svg.vgg import VGGDecoder, VGGEncoder
 
 TINY = get_preset("tiny").model
 

@@ -1,7 +1,8 @@
 """The warning a GPU-sized run gets, before it starts, on a machine without a GPU."""
 
-from keras_cvae.config import presets, replace
-from keras_cvae.cpu_warning import conv_multiply_adds, cpu_warning, estimated_step_seconds
+from keras_cvae.config import replace
+from keras_cvae.tasks.svg.config import presets
+from keras_cvae.tasks.svg.cpu_warning import conv_multiply_adds, cpu_warning, estimated_step_seconds
 
 
 def _warning(name, accelerator=False, cores=2, **train_changes):

@@ -20,8 +20,8 @@ ONE_STEP_ON_1_AND_2_DEVICES = textwrap.dedent("""
     import dataclasses, json, sys
     import keras, numpy as np
     from keras_cvae import backends
-    from keras_cvae.config import get_preset
-    from keras_cvae.model import SVG
+    from keras_cvae.tasks.svg.config import get_preset
+    from keras_cvae.tasks.svg.model import SVG
     from keras_cvae.training import compile_model
 
     preset = get_preset("tiny")

@@ -8,23 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_cvae.config import ModelConfig, get_preset
 from keras_cvae.data import bair_tfrecord as bair
 from keras_cvae.data import make_dataset
-from keras_cvae.evaluation import (
-    EvalConfig,
-    EvalResult,
-    EvaluationError,
-    check_batch_matches_model,
-    evaluate_model,
-    evaluate_run,
-    make_rollout,
-    summarize,
-)
+from keras_cvae.evaluation import (EvalConfig, EvalResult, EvaluationError, check_batch_matches_model, evaluate_model,
+                                   evaluate_run, make_rollout, summarize)
 from keras_cvae.evaluation.protocol import sample_noise
 from keras_cvae.evaluation.scoring import METRIC_NAMES, SpreadOfSamples
-from keras_cvae.model import SVG
 from keras_cvae.run_folder import RunError
+from keras_cvae.tasks.svg.config import SVGConfig, get_preset
+from keras_cvae.tasks.svg.model import SVG
+
 from model_weights import randomize_weights
 
 pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
@@ -251,7 +244,7 @@ def test_missing_run_and_checkpoint(tmp_path, tiny_config, dataset_dir, capsys, 
 
 
 def test_data_that_does_not_fit_the_model(tmp_path, tiny_config, dataset_dir, write_run):
-    config = ModelConfig.from_dict({**tiny_config.to_dict(), "condition_dim": 5})
+    config = SVGConfig.from_dict({**tiny_config.to_dict(), "condition_dim": 5})
     run = write_run(tmp_path / "run", SVG(config, seed=0), dataset_dir)
     with pytest.raises(EvaluationError, match=r"\(test split\): conditions have 7 values per frame, "
                        "the model expects 5"):
@@ -262,7 +255,7 @@ def test_data_that_does_not_fit_the_model(tmp_path, tiny_config, dataset_dir, wr
 def test_frame_size_that_does_not_fit_the_model(tiny_config):
     batch = {"frames": np.zeros((1, 5, 64, 64, 3)), "conditions": np.zeros((1, 5, 7))}
     check_batch_matches_model(batch, tiny_config, "data")
-    grey = ModelConfig.from_dict({**tiny_config.to_dict(), "channels": 1})
+    grey = SVGConfig.from_dict({**tiny_config.to_dict(), "channels": 1})
     with pytest.raises(EvaluationError, match=r"^data: frames are \(64, 64, 3\), the model expects \(64, 64, 1\)$"):
         check_batch_matches_model(batch, grey, "data")
 
@@ -390,7 +383,8 @@ def quick_eval(run, out, **changes):
 
 
 def test_out_is_replaced_whole_and_never_a_folder_of_the_users(tiny_run, tmp_path, monkeypatch):
-    from keras_cvae.evaluation import outputs, run as evaluation_run
+    from keras_cvae.evaluation import outputs
+    from keras_cvae.evaluation import run as evaluation_run
 
     out = tmp_path / "eval"
     quick_eval(tiny_run, out, gif_sequences=(1,))

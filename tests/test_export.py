@@ -13,8 +13,9 @@ import onnxruntime
 import pytest
 
 from keras_cvae import export
-from keras_cvae.config import get_preset
-from keras_cvae.model import SVG
+from keras_cvae.tasks.svg.config import get_preset
+from keras_cvae.tasks.svg.model import SVG
+
 from model_weights import randomize_weights
 
 pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it

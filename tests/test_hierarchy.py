@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_cvae.config import get_preset
-from keras_cvae.layers.hierarchy import GaussianConv, LatentHierarchy
-from keras_cvae.model import SVG
 from keras_cvae.schedules import TeacherForcing
+from keras_cvae.tasks.svg.config import get_preset
+from keras_cvae.tasks.svg.hierarchy import GaussianConv, LatentHierarchy
+from keras_cvae.tasks.svg.model import SVG
+
 from model_weights import randomize_weights
 
 HIERARCHICAL = dataclasses.replace(get_preset("tiny").model, latents="hierarchical")

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_cvae.config import get_preset
-from keras_cvae.model import SVG
 from keras_cvae.schedules import KLAnnealing, TeacherForcing
+from keras_cvae.tasks.svg.config import get_preset
+from keras_cvae.tasks.svg.model import SVG
+
 from model_weights import randomize_weights
 
 TINY = get_preset("tiny").model

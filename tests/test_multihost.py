@@ -20,9 +20,10 @@ import pytest
 
 from keras_cvae import distributed
 from keras_cvae.data.numpy_pipeline import WindowBatches
-from keras_cvae.data.pose_pipeline import PoseWindows
 from keras_cvae.data.shards import Shard
 from keras_cvae.run_folder import RunFolder
+from keras_cvae.tasks.pose.pipeline import PoseWindows
+
 from background import quick_jax_env
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from keras_cvae.cli import evaluate, export, predict_onnx, train
-from keras_cvae.data import dancer, pose_embedded
+from keras_cvae.tasks.pose import dancer
+from keras_cvae.tasks.pose import embedded as pose_embedded
 
 pytestmark = pytest.mark.slow  # trains, evaluates and exports
 

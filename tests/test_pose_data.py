@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_cvae.data import DataError, dancer, pose_embedded, pose_layout
-from keras_cvae.data.pose_pipeline import PoseWindows, make_pose_dataset, resolve_pose_source
+from keras_cvae.data import DataError
+from keras_cvae.tasks.pose import dancer
+from keras_cvae.tasks.pose import embedded as pose_embedded
+from keras_cvae.tasks.pose import layout as pose_layout
+from keras_cvae.tasks.pose.pipeline import PoseWindows, make_pose_dataset, resolve_pose_source
 
 SIZES = {"train": (2, 8), "val": (1, 6)}
 

@@ -9,9 +9,9 @@ import pytest
 from keras import ops
 
 from keras_cvae.distributions import reparameterize
-from keras_cvae.pose_config import PoseModelConfig, pose_presets
-from keras_cvae.pose_model import PoseCVAE
 from keras_cvae.schedules import KLAnnealing, TeacherForcing
+from keras_cvae.tasks.pose.config import PoseModelConfig, pose_presets
+from keras_cvae.tasks.pose.model import PoseCVAE
 
 pytestmark = pytest.mark.jax
 CONFIG = pose_presets()["pose-tiny"].model  # 4-frame windows, latents of 2 channels

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from keras_cvae.config import get_preset
-from keras_cvae.model import SVG
 from keras_cvae.run_folder import LOCK_FILE, RunError, RunFolder
+from keras_cvae.tasks.svg.config import get_preset
+from keras_cvae.tasks.svg.model import SVG
 
 
 def write_checkpoint(run, epoch, step=0):

@@ -12,10 +12,10 @@ import pytest
 
 from keras_cvae import training
 from keras_cvae.callbacks import LossWatch
-from keras_cvae.config import get_preset
 from keras_cvae.data import DataError
 from keras_cvae.run_folder import RunError, RunFolder
 from keras_cvae.schedules import schedules_from_config
+from keras_cvae.tasks.svg.config import get_preset
 
 pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
 

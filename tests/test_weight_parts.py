@@ -6,9 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_cvae.config import get_preset
-from keras_cvae.model import SVG
+from keras_cvae.tasks.svg.config import get_preset
+from keras_cvae.tasks.svg.model import SVG
 from keras_cvae.weight_parts import MANIFEST, WeightPartsError, join_weights, split_weights
+
 from model_weights import randomize_weights
 
 PART = 200_000

@@ -16,7 +16,7 @@ import sys
 
 from keras_cvae.cli.common import HelpFormatter
 from keras_cvae.config import BACKENDS, select_backend
-from keras_cvae.pose_config import TASKS
+from keras_cvae.tasks import TASKS
 
 
 def parse_args(argv=None):

@@ -14,7 +14,7 @@ import sys
 
 from keras_cvae.cli.common import HelpFormatter
 from keras_cvae.config import select_backend
-from keras_cvae.pose_config import TASKS
+from keras_cvae.tasks import TASKS
 
 
 def main(argv=None):

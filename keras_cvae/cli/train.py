@@ -16,13 +16,13 @@ import traceback
 from pathlib import Path
 
 from keras_cvae.cli.common import HelpFormatter
-from keras_cvae.config import (BACKENDS, CONDITIONINGS, KL_SCHEDULES, LATENT_STRUCTURES, PRECISIONS, PRIORS, presets,
-                               replace, select_backend)
-from keras_cvae.pose_config import TASKS, pose_presets
+from keras_cvae.config import BACKENDS, KL_SCHEDULES, PRECISIONS, replace, select_backend
+from keras_cvae.tasks import DEFAULT_TASK, REGISTRY, TASKS, all_presets, get_task
+from keras_cvae.tasks.svg.config import CONDITIONINGS, LATENT_STRUCTURES, PRIORS
 
 
 def parse_args(argv=None):
-    defaults = {**presets(), **pose_presets()}
+    defaults = {name: preset for name, (_, preset) in all_presets().items()}
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=HelpFormatter
     )
@@ -33,16 +33,12 @@ def parse_args(argv=None):
         return "preset default: " + ", ".join(f"{k} {v}" for k, v in values.items())
 
     parser.add_argument("--task", choices=TASKS, default=None,
-                        help="bair = SVG on action-conditioned robot pushing (64x64); pose = the "
-                        "pose-conditioned CVAE of the 2024 lab (32x64 dance frames, one pose-label "
-                        "image per frame, 630-frame rollouts) (default: bair; a resumed run keeps its own)")
+                        help="; ".join(f"{task.name} = {task.summary}" for task in REGISTRY.values())
+                        + f" (default: {DEFAULT_TASK}; a resumed run keeps its own)")
     parser.add_argument("--preset", choices=sorted(defaults), default=None,
-                        help="model and training sizes: svg = the reference BAIR settings "
-                        "(needs a GPU), medium = svg at 3/8 width (model.onnx under 25 MB; a GPU), "
-                        "small = narrow model for CPU demos, tiny = unit tests; "
-                        "for --task pose: pose-lab = the lab reports' sizes (needs a GPU), pose = "
-                        "narrow model for CPU demos, pose-tiny = unit tests (default: svg, or pose "
-                        "for --task pose)")
+                        help="model and training sizes: " + "; ".join(
+                            f"for --task {task.name}: {task.presets_help} (default {task.default_preset})"
+                            for task in REGISTRY.values()))
     parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="Keras backend: tensorflow, or jax (XLA; the way to train on GPUs "
                         "without TensorFlow) (default: $KERAS_BACKEND, else tensorflow)")
@@ -180,23 +176,20 @@ TRAIN_FLAGS = {  # TrainConfig field: argparse destination
 def _job_from_args(args, job_class):
     given = {field: getattr(args, dest) for field, dest in TRAIN_FLAGS.items()
              if getattr(args, dest) is not None}
-    svg_flags = {"prior": args.prior, "latents": args.latents, "conditioning": args.conditioning}
-    given_svg_flags = [f"--{name}" for name, value in svg_flags.items() if value is not None]
-    if args.resume is not None and (args.preset is not None or args.task is not None or given_svg_flags):
+    model_flags = {"prior": args.prior, "latents": args.latents, "conditioning": args.conditioning}
+    given_model_flags = [f"--{name}" for name, value in model_flags.items() if value is not None]
+    if args.resume is not None and (args.preset is not None or args.task is not None or given_model_flags):
         raise ValueError("--task, --preset, --prior, --latents and --conditioning define a new run; a "
                          "resumed run keeps its model")
-    task = args.task or "bair"
-    task_presets = pose_presets() if task == "pose" else presets()
-    preset_name = args.preset or ("pose" if task == "pose" else "svg")
+    task = get_task(args.task or DEFAULT_TASK)
+    task_presets = task.presets()
+    preset_name = args.preset or task.default_preset
     if preset_name not in task_presets:
-        raise ValueError(f"preset (--preset) {preset_name!r} is not a {task} preset; choose from "
+        raise ValueError(f"preset (--preset) {preset_name!r} is not a {task.name} preset; choose from "
                          f"{', '.join(task_presets)}")
-    if task == "pose" and given_svg_flags:
-        raise ValueError(f"{', '.join(given_svg_flags)}: SVG settings; the pose model has its own "
-                         "(a spatial latent with an N(0, I) prior)")
     preset = task_presets[preset_name]
     return job_class(
-        model=preset.model if task == "pose" else replace(preset.model, **svg_flags), task=task,
+        model=task.configure(preset.model, model_flags), task=task.name,
         train=preset.train if args.resume is not None else replace(preset.train, **given),
         data=args.data, out=args.out, resume=args.resume, from_checkpoint=args.from_checkpoint,
         resume_changes=given if args.resume is not None else None, preset=preset_name,

@@ -8,7 +8,6 @@ import numpy as np
 
 from keras_cvae.data.bair_tfrecord import SEQUENCE_LENGTH
 from keras_cvae.paths import why_not_creatable
-from keras_cvae.pose_config import PoseModelConfig
 
 
 class EvaluationError(ValueError):
@@ -84,7 +83,7 @@ def resolve_protocol(model_config, n_past=None, horizon=None):
     """(n_past, horizon) of an evaluation, checked against the model and the sequences.
 
     Args:
-        model_config: The run's `ModelConfig`.
+        model_config: The run's `SVGConfig`.
         n_past: Requested context frames, None for the model's.
         horizon: Requested predicted frames, None for the model's n_future.
 
@@ -105,40 +104,26 @@ def resolve_protocol(model_config, n_past=None, horizon=None):
     return n_past, horizon
 
 
-def expected_shapes(model_config):
-    """(frame shape, per-frame condition shape) a model takes; a pose label is an image.
-
-    Args:
-        model_config: A `ModelConfig` or `PoseModelConfig`.
-    """
-    if isinstance(model_config, PoseModelConfig):
-        return model_config.frame_shape, model_config.frame_shape
-    size = model_config.image_size
-    return (size, size, model_config.channels), (model_config.condition_dim,)
-
-
 def check_batch_matches_model(batch, model_config, where):
     """Raises EvaluationError if the frames or conditions of `batch` do not fit the model.
 
     Args:
-        batch: {"frames": [B, T, H, W, C], "conditions": [B, T, D] or pose labels
-            [B, T, H, W, C]} (arrays or tensors).
-        model_config: The model's `ModelConfig` or `PoseModelConfig`.
+        batch: {"frames": [B, T, *frame_shape], "conditions": [B, T, *condition_shape]}
+            (arrays or tensors).
+        model_config: The model's config (its `frame_shape` and `condition_shape`).
         where: The data's name, for the message.
     """
     frame_shape = tuple(batch["frames"].shape[2:])
-    wanted, wanted_condition = expected_shapes(model_config)
-    if frame_shape != wanted:
-        raise EvaluationError(f"{where}: frames are {frame_shape}, the model expects {wanted}")
+    if frame_shape != model_config.frame_shape:
+        raise EvaluationError(f"{where}: frames are {frame_shape}, the model expects {model_config.frame_shape}")
     condition_shape = tuple(batch["conditions"].shape[2:])
-    if len(wanted_condition) > 1 and condition_shape != wanted_condition:
-        raise EvaluationError(f"{where}: pose labels are {condition_shape}, the model expects {wanted_condition}")
-    condition_size = batch["conditions"].shape[-1]
-    if len(wanted_condition) == 1 and condition_size != model_config.condition_dim:
-        raise EvaluationError(
-            f"{where}: conditions have {condition_size} values per frame, "
-            f"the model expects {model_config.condition_dim}"
-        )
+    if condition_shape == model_config.condition_shape:
+        return
+    if len(condition_shape) == len(model_config.condition_shape) == 1:
+        raise EvaluationError(f"{where}: conditions have {condition_shape[0]} values per frame, "
+                              f"the model expects {model_config.condition_shape[0]}")
+    raise EvaluationError(f"{where}: conditions are {condition_shape} per frame, the model expects "
+                          f"{model_config.condition_shape}")
 
 
 def sample_noise(seed, sequence_indices, samples, horizon, latent_shape):

@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from keras_cvae import tasks
+
 SERIES = ("copy_last_frame", "model_single", "model_mean_of_n", "model_best_of_n")
 
 
@@ -79,7 +81,7 @@ def build_report(config, result, *, run, info, model_config, data):
         result: Its `EvalResult`.
         run: The evaluated `RunFolder`.
         info: The run's run.json content.
-        model_config: The run's `ModelConfig`.
+        model_config: The run's `SVGConfig`.
         data: `describe_source` of the evaluated data.
     """
     protocol = {
@@ -122,36 +124,12 @@ def series_label(series, samples):
 
 
 def protocol_sentence(protocol):
-    """One paragraph stating the protocol, for under the table.
+    """One paragraph stating the protocol, for under the table; its task writes it.
 
     Args:
         protocol: The report's "protocol" dict.
     """
-    first = protocol["context_frames"] + 1
-    last = protocol["context_frames"] + protocol["horizon"]
-    trained = protocol.get("trained_context_frames")
-    note = f" (the model was trained with {trained})" if trained not in (None, protocol["context_frames"]) else ""
-    if protocol.get("task") == "pose":
-        return (
-            f"Protocol (pose task): from the first frame only (excluded from the scores), "
-            f"{protocol['horizon']} frames rolled out (frames 2-{last}, a {last}-frame video), each "
-            f"given its pose label and the model's own previous prediction, latents from N(0, I); "
-            f"{protocol['sequences']} videos of the {protocol['split']} split of {protocol['data']}; "
-            f"{protocol['samples']} samples per video, seed {protocol['seed']}; checkpoint "
-            f"{protocol['checkpoint']}. Values: mean over videos and predicted frames +- standard error over "
-            "videos. PSNR = 10 log10(1/MSE) per frame on [0, 1] images; SSIM: 11x11 Gaussian window, "
-            "sigma 1.5. The baseline copies the first frame."
-        )
-    return (
-        f"Protocol: {protocol['context_frames']} context frames{note}, excluded from the scores; "
-        f"{protocol['horizon']} predicted frames (frames {first}-{last}), teacher forcing off, latents "
-        f"from the prior; {protocol['sequences']} sequences of the {protocol['split']} split of "
-        f"{protocol['data']}; {protocol['samples']} samples per sequence (best of N picks, per sequence "
-        f"and metric, the sample with the highest horizon-averaged score), seed {protocol['seed']}; "
-        f"checkpoint {protocol['checkpoint']}. Values: mean over sequences and predicted frames "
-        "+- standard error over sequences. PSNR = 10 log10(1/MSE) per frame on [0, 1] images; "
-        "PSNR per channel is the SVG reference's \"finn\" variant; SSIM: 11x11 Gaussian window, sigma 1.5."
-    )
+    return tasks.task_of(protocol).protocol_sentence(protocol)
 
 
 def diversity_sentence(report):

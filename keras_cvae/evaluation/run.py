@@ -5,12 +5,12 @@ import time
 from pathlib import Path
 
 from keras_cvae import tasks
-from keras_cvae.evaluation.outputs import (check_destination, destination_lock, predictions_path,
-                                           save_predictions, write_metrics, write_pictures)
-from keras_cvae.files import staged_directory
+from keras_cvae.evaluation.outputs import (check_destination, destination_lock, predictions_path, save_predictions,
+                                           write_metrics, write_pictures)
 from keras_cvae.evaluation.protocol import EvalConfig, EvaluationError
 from keras_cvae.evaluation.report import build_report, format_table
 from keras_cvae.evaluation.scoring import evaluate_model
+from keras_cvae.files import staged_directory
 from keras_cvae.paths import why_not_creatable
 from keras_cvae.run_folder import RunFolder, latest_run
 
@@ -84,7 +84,7 @@ def _evaluate(config, run, info, task, model_config, protocol, out, started):
             progress=config.progress,
         )
     report = build_report(config, result, run=run, info=info, model_config=model_config, data=data)
-    report["protocol"].update(task.protocol_notes)
+    report["protocol"].update({"task": task.name, **dict(task.protocol_notes)})
     files = []
     if config.save_predictions is not None:
         files.append(str(save_predictions(config.save_predictions, result)))

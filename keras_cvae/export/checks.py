@@ -10,22 +10,15 @@ from keras import ops
 
 from keras_cvae.export.config import ExportError
 from keras_cvae.export.graphs import prediction_shapes
-from keras_cvae.onnx_protocol import (
-    METADATA_FILE,
-    PREDICTION_INPUTS,
-    PREDICTION_ONNX,
-    PREDICTION_OUTPUT,
-    SAVED_MODEL_DIR,
-    STEP_ONNX,
-    run_step_onnx,
-)
+from keras_cvae.onnx_protocol import (METADATA_FILE, PREDICTION_INPUTS, PREDICTION_ONNX, PREDICTION_OUTPUT,
+                                      SAVED_MODEL_DIR, STEP_ONNX, run_step_onnx)
 
 
 def check_inputs(config, batch, seed):
     """Random prediction inputs (numpy float32) for parity checks.
 
     Args:
-        config: The `ModelConfig`.
+        config: The `SVGConfig`.
         batch: Batch size.
         seed: NumPy seed.
     """

@@ -4,22 +4,15 @@ import tensorflow as tf
 from keras import ops
 
 from keras_cvae.export.config import ExportError
-from keras_cvae.onnx_protocol import (
-    IS_CONTEXT,
-    NEXT_PREFIX,
-    PREDICTION_INPUTS,
-    PREDICTION_OUTPUT,
-    STATE_PREFIX,
-    STEP_INPUTS,
-    STEP_OUTPUT,
-)
+from keras_cvae.onnx_protocol import (IS_CONTEXT, NEXT_PREFIX, PREDICTION_INPUTS, PREDICTION_OUTPUT, STATE_PREFIX,
+                                      STEP_INPUTS, STEP_OUTPUT)
 
 
 def prediction_shapes(config):
     """Input and output shapes of the whole prediction (None = dynamic batch).
 
     Args:
-        config: The `ModelConfig`.
+        config: The `SVGConfig`.
     """
     size, channels = config.image_size, config.channels
     input_shapes = (

@@ -8,11 +8,11 @@ from keras_cvae.export.checks import check_export
 from keras_cvae.export.config import ExportConfig, ExportError
 from keras_cvae.export.destination import check_destination
 from keras_cvae.export.metadata import build_metadata, read_evaluation
-from keras_cvae.export.pose import export_pose_model
 from keras_cvae.files import staged_directory
 from keras_cvae.onnx_protocol import METADATA_FILE, PREDICTION_ONNX, SAVED_MODEL_DIR, STEP_ONNX
 from keras_cvae.paths import why_not_creatable
 from keras_cvae.run_folder import RunFolder, latest_run
+from keras_cvae.tasks.pose.export import export_pose_model
 
 
 def export_model(model, run, out_dir, export_config=ExportConfig()):

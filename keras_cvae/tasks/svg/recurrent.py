@@ -8,7 +8,8 @@ be traced once, exported, and stepped one frame at a time from onnxruntime.
 import keras
 from keras import layers, ops
 
-from keras_cvae.layers.vgg import PACKAGE, conv_initializer
+from keras_cvae.layers.blocks import conv_initializer
+from keras_cvae.serialization import PACKAGE
 
 
 def dense(units, **kwargs):

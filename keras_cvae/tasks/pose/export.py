@@ -10,8 +10,8 @@ from keras import ops
 
 from keras_cvae.export import writers
 from keras_cvae.export.checks import check_close, onnx_session
-from keras_cvae.export.metadata import build_common_metadata
 from keras_cvae.export.destination import check_destination
+from keras_cvae.export.metadata import build_common_metadata
 from keras_cvae.files import staged_directory
 from keras_cvae.onnx_protocol import (METADATA_FILE, POSE_STEP_INPUTS, POSE_STEP_PROTOCOL, PREDICTION_INPUTS,
                                       PREDICTION_ONNX, PREDICTION_OUTPUT, SAVED_MODEL_DIR, STEP_ONNX, STEP_OUTPUT,

@@ -18,11 +18,11 @@ from typing import Optional
 import keras
 import numpy as np
 
-from keras_cvae.data import pose_layout
 from keras_cvae.data.errors import DataError
-from keras_cvae.data.pose_embedded import ensure_pose_dataset
 from keras_cvae.data.shards import Shard
 from keras_cvae.data.windows import PIXEL_SCALE
+from keras_cvae.tasks.pose import layout as pose_layout
+from keras_cvae.tasks.pose.embedded import ensure_pose_dataset
 
 
 def resolve_pose_source(source) -> Path:

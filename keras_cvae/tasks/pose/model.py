@@ -21,10 +21,10 @@ from keras import ops
 
 from keras_cvae import backends, metrics
 from keras_cvae.distributions import gaussian_kl_per_dimension, reparameterize
-from keras_cvae.layers.pose import FrameGenerator, GaussianPredictor, feature_encoder
-from keras_cvae.layers.vgg import PACKAGE
-from keras_cvae.pose_config import PoseModelConfig
 from keras_cvae.scheduled_model import ScheduledTraining
+from keras_cvae.serialization import PACKAGE
+from keras_cvae.tasks.pose.config import PoseModelConfig
+from keras_cvae.tasks.pose.layers import FrameGenerator, GaussianPredictor, feature_encoder
 
 
 def _flat(x):

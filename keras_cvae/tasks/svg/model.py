@@ -19,7 +19,7 @@ Generation feeds the model's own predictions back and draws z_t from the prior.
 The condition of step t is the pair (c_t-1, c_t): the action that moves frame t-1 to
 frame t and the end-effector position seen in frame t, whichever convention the data uses.
 
-Two switches of `ModelConfig` extend it (the course lab's extras):
+Two switches of `SVGConfig` extend it (the course lab's extras):
 - `latents="hierarchical"` adds spatial latent levels under z_t (`layers.hierarchy`); a
   step's latent is then the flat vector [z_t | level maps], `config.noise_dim` long.
 - `conditioning="cconv"` makes every encoder and decoder conv block a conditional
@@ -32,12 +32,14 @@ import keras
 from keras import ops
 
 from keras_cvae import backends, metrics
-from keras_cvae.config import ModelConfig
 from keras_cvae.distributions import gaussian_kl_per_dimension, reparameterize
-from keras_cvae.layers.hierarchy import LatentHierarchy
-from keras_cvae.layers.recurrent import FramePredictor, GaussianLSTM
-from keras_cvae.layers.vgg import PACKAGE, VGGDecoder, VGGEncoder, scaled_channels
+from keras_cvae.layers.blocks import scaled_channels
 from keras_cvae.scheduled_model import ScheduledTraining
+from keras_cvae.serialization import PACKAGE
+from keras_cvae.tasks.svg.config import SVGConfig
+from keras_cvae.tasks.svg.hierarchy import LatentHierarchy
+from keras_cvae.tasks.svg.recurrent import FramePredictor, GaussianLSTM
+from keras_cvae.tasks.svg.vgg import VGGDecoder, VGGEncoder
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -52,7 +54,7 @@ class SVG(ScheduledTraining, keras.Model):
     normalises them with the statistics it was built with.
 
     Args:
-        config: A `ModelConfig` or its dict.
+        config: A `SVGConfig` or its dict.
         condition_mean: Per-dimension mean of the training conditions, or None for zeros.
         condition_std: Per-dimension standard deviation, or None for ones.
         seed: Seed of the random draws inside the train and test steps.
@@ -61,7 +63,7 @@ class SVG(ScheduledTraining, keras.Model):
     def __init__(self, config, condition_mean=None, condition_std=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(config, dict):
-            config = ModelConfig.from_dict(config)
+            config = SVGConfig.from_dict(config)
         self.config = config
         self.seed = seed
         dim = config.condition_dim

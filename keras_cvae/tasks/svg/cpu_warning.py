@@ -9,8 +9,9 @@ from days.
 import os
 from typing import Optional
 
-from keras_cvae.config import ModelConfig, TrainConfig
-from keras_cvae.layers.vgg import scaled_channels
+from keras_cvae.config import TrainConfig
+from keras_cvae.layers.blocks import scaled_channels
+from keras_cvae.tasks.svg.config import SVGConfig
 
 # Effective float32 FLOP/s of one core on these convolutions (TensorFlow graph mode,
 # oneDNN, teacher-forced and free-running steps alike): a fast core with wide vector units;
@@ -21,7 +22,7 @@ GPU_SIZED_HOURS = 8.0
 CPU_PRESET = "small"  # the README's CPU-sized preset
 
 
-def conv_multiply_adds(model: ModelConfig) -> int:
+def conv_multiply_adds(model: SVGConfig) -> int:
     """Multiply-adds of the VGG encoder and decoder convolutions for one frame.
 
     Args:
@@ -44,7 +45,7 @@ def conv_multiply_adds(model: ModelConfig) -> int:
     return encoder + decoder
 
 
-def estimated_step_seconds(model: ModelConfig, batch_size: int, cores: int) -> float:
+def estimated_step_seconds(model: SVGConfig, batch_size: int, cores: int) -> float:
     """Rough seconds of one training step on `cores` CPU cores.
 
     Args:
@@ -58,7 +59,7 @@ def estimated_step_seconds(model: ModelConfig, batch_size: int, cores: int) -> f
     return flops / (FLOPS_PER_CORE * max(1, cores))
 
 
-def cpu_warning(preset: str, model: ModelConfig, train: TrainConfig, accelerator: bool,
+def cpu_warning(preset: str, model: SVGConfig, train: TrainConfig, accelerator: bool,
                 cores: int) -> Optional[str]:
     """The one-line warning for a GPU-sized run on a machine without a GPU, or None.
 

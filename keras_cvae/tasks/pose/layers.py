@@ -7,7 +7,8 @@ resolution) and is built from the VGG model's `ConvBlock` (3x3 conv, BatchNorm, 
 import keras
 from keras import layers, ops
 
-from keras_cvae.layers.vgg import PACKAGE, ConvBlock, conv_initializer
+from keras_cvae.layers.blocks import ConvBlock, conv_initializer
+from keras_cvae.serialization import PACKAGE
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

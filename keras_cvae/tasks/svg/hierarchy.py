@@ -29,7 +29,8 @@ import keras
 from keras import layers, ops
 
 from keras_cvae.distributions import reparameterize
-from keras_cvae.layers.vgg import PACKAGE, conv_initializer, upsample_nearest
+from keras_cvae.layers.blocks import conv_initializer, upsample_nearest
+from keras_cvae.serialization import PACKAGE
 
 
 def tile(vector, size):

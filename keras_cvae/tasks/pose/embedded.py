@@ -8,8 +8,9 @@ pushing dataset (`embedded.ensure_cached`).
 import os
 from pathlib import Path
 
-from keras_cvae.data import dancer, pose_layout
 from keras_cvae.data.embedded import cache_root, ensure_cached
+from keras_cvae.tasks.pose import dancer
+from keras_cvae.tasks.pose import layout as pose_layout
 
 DATASET_NAME = "pose_v1"
 ENV_VAR = "KERAS_CVAE_POSE_DATA"

@@ -1,15 +1,13 @@
 """Sizes of the pose-conditioned model (`PoseModelConfig`) and the pose presets.
 
 The pose task (the 2024 course lab) predicts 32 x 64 RGB frames of a dancing figure from
-the first frame and one pose-label image per frame; see `keras_cvae.pose_model`.
+the first frame and one pose-label image per frame; see `keras_cvae.tasks.pose.model`.
 """
 
 import dataclasses
 from dataclasses import dataclass
 
-from keras_cvae.config import Preset, TrainConfig, _check, _check_at_least, _from_dict
-
-TASKS = ("bair", "pose")
+from keras_cvae.config import Preset, TrainConfig, _check_at_least, _from_dict
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,11 @@ class PoseModelConfig:
         return (self.height, self.width, self.channels)
 
     @property
+    def condition_shape(self) -> tuple:
+        """A frame's condition: its pose-label image."""
+        return self.frame_shape
+
+    @property
     def latent_shape(self) -> tuple:
         return (self.height, self.width, self.latent_channels)
 
@@ -100,9 +103,3 @@ def pose_presets() -> dict:
                         jit_compile=False, beta=1.0),
         ),
     }
-
-
-def check_task(task: str) -> str:
-    """Returns `task` if it is one of `TASKS`, else raises a one-line ValueError."""
-    _check(task in TASKS, "task", f"one of {', '.join(TASKS)}", task)
-    return task
