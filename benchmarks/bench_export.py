@@ -49,32 +49,33 @@ def bench_preset(name, batches, runs, eager, whole_onnx):
     import onnxruntime
     import tensorflow as tf
 
+    from keras_cvae.export.writers import write_onnx
+    from keras_cvae.tasks.svg.export import export_graphs
     from keras_cvae.tasks.svg.model import SVG
 
     model = SVG(get_preset(name).model, seed=0)
-    predict = export.prediction_function(model)
+    graphs = export_graphs(model)
+    predict = graphs.predict
     results = {"config": model.config.to_dict(), "batches": {}}
     with tempfile.TemporaryDirectory(prefix="bench-export-") as folder:
         sessions = {}
-        writers = {"step.onnx": export.write_step_onnx}
+        functions = {"step.onnx": graphs.step}
         if whole_onnx:
-            writers["model.onnx"] = export.write_prediction_onnx
-        for file_name, write in writers.items():
+            functions["model.onnx"] = predict
+        for file_name, function in functions.items():
             path = Path(folder) / file_name
             start = time.perf_counter()
-            write(model, path, export.ExportConfig().opset)
+            write_onnx(function, path, export.ExportConfig().opset)
             results[f"{file_name} conversion_seconds"] = time.perf_counter() - start
             results[f"{file_name} megabytes"] = path.stat().st_size / 1e6
             sessions[file_name] = onnxruntime.InferenceSession(
                 str(path), providers=["CPUExecutionProvider"]
             )
         for batch in batches:
-            inputs = export.check_inputs(model.config, batch, seed=0)
+            inputs = graphs.check_inputs(batch, seed=0)
             tensors = {key: tf.constant(value) for key, value in inputs.items()}
             runtimes = {
-                "onnxruntime_stepped": lambda: export.run_step_onnx(
-                    sessions["step.onnx"], inputs, model.config
-                ),
+                "onnxruntime_stepped": lambda: graphs.run_step_onnx(sessions["step.onnx"], inputs),
                 "keras_tf_function": lambda: predict(**tensors)["frames"].numpy(),
             }
             if whole_onnx:

@@ -1,15 +1,12 @@
-"""Reads the inputs of an ONNX prediction (frames, conditions) and writes its outputs.
+"""Reads the frames of an ONNX prediction and writes its outputs; each task reads its
+own conditions (e.g. `keras_cvae.tasks.svg.onnx_files`).
 
 Like `keras_cvae.onnx_inference`, nothing here imports TensorFlow or Keras.
 
 Inputs:
     context frames    PNG files (or a folder of them, natural order), a GIF, or an .npz
-                      (array "context", else "frames", else its only array), [T, 64, 64, 3]
+                      (array "context", else "frames", else its only array), [T, H, W, 3]
                       uint8 or float in [0, 1]; the first n_past frames are the context.
-    conditions        one CSV of 7 columns (4 action + 3 end-effector), or the lab pair
-                      actions.csv (4 columns) + endeffector_positions.csv (3 columns), or a
-                      folder holding that pair; header-less, one row per frame, raw values
-                      (the model normalises them); the first n_past + n_future rows are used.
 Outputs (in the output folder):
     predictions.npz   frames [S, n_future, 64, 64, 3] float32, noise, context, conditions
     sample_K.gif      context then predicted frames of sample K
@@ -24,11 +21,8 @@ import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from keras_cvae.files import atomic_save
-from keras_cvae.onnx_protocol import ACTION_COLUMNS, ENDEFFECTOR_COLUMNS
 from keras_cvae.visualize import to_uint8
 
-ACTIONS_CSV = "actions.csv"
-ENDEFFECTOR_CSV = "endeffector_positions.csv"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
@@ -132,73 +126,6 @@ def read_context(sources, n_past, image_size=64, channels=3):
             f"{source}: {frames.shape[0]} context frame(s), the model needs {n_past}"
         )
     return _as_unit_float(frames[:n_past], source)
-
-
-def read_csv(path, columns):
-    """Reads a header-less CSV of `columns` floats per row as float32 [rows, columns].
-
-    Args:
-        path: CSV file.
-        columns: Expected number of columns.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InferenceError(f"{path}: file not found")
-    rows = []
-    lines = path.read_text().splitlines()
-    for index, line in enumerate(lines):
-        if not line.strip():
-            continue
-        fields = line.split(",")
-        if len(fields) != columns:
-            raise InferenceError(
-                f"{path}: row {index}: {len(fields)} columns, expected {columns}"
-            )
-        try:
-            rows.append([float(f) for f in fields])
-        except ValueError:
-            raise InferenceError(f"{path}: row {index}: not a number in {line.strip()!r}") from None
-    values = np.asarray(rows, np.float32).reshape(-1, columns)
-    if not np.all(np.isfinite(values)):
-        raise InferenceError(f"{path}: non-finite value")
-    return values
-
-
-def read_conditions(sources, rows, condition_dim=7):
-    """Reads the raw per-frame conditions: the first `rows` rows.
-
-    Args:
-        sources: One 7-column CSV, the pair (actions.csv, endeffector_positions.csv), or
-            one folder holding that pair.
-        rows: Rows the model needs (n_past + n_future).
-        condition_dim: Values per row the model needs.
-
-    Returns:
-        [rows, condition_dim] float32.
-    """
-    paths = [Path(s) for s in sources]
-    if len(paths) == 1 and paths[0].is_dir():
-        paths = [paths[0] / ACTIONS_CSV, paths[0] / ENDEFFECTOR_CSV]
-    if len(paths) == 1:
-        parts = [read_csv(paths[0], condition_dim)]
-    elif len(paths) == 2:
-        if len(ACTION_COLUMNS) + len(ENDEFFECTOR_COLUMNS) != condition_dim:
-            raise InferenceError(f"the model needs {condition_dim} condition values per frame")
-        parts = [
-            read_csv(paths[0], len(ACTION_COLUMNS)),
-            read_csv(paths[1], len(ENDEFFECTOR_COLUMNS)),
-        ]
-    else:
-        raise InferenceError(
-            "conditions: give one 7-column CSV, or actions.csv and endeffector_positions.csv"
-        )
-    for path, part in zip(paths, parts):
-        if part.shape[0] < rows:
-            raise InferenceError(
-                f"{path}: {part.shape[0]} condition rows, the model needs {rows} "
-                "(n_past + n_future frames)"
-            )
-    return np.concatenate([part[:rows] for part in parts], axis=1)
 
 
 def write_predictions(out_dir, context, conditions, noise, frames, fps=4.0):

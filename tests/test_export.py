@@ -14,6 +14,7 @@ import pytest
 
 from keras_cvae import export
 from keras_cvae.tasks.svg.config import get_preset
+from keras_cvae.tasks.svg.export import export_graphs
 from keras_cvae.tasks.svg.model import SVG
 
 from model_weights import randomize_weights
@@ -223,7 +224,7 @@ def test_check_rejects_a_file_onnxruntime_cannot_load(exported, tmp_path):
     shutil.copytree(out_dir, broken)
     (broken / "step.onnx").write_bytes(b"not a protobuf at all")
     with pytest.raises(export.ExportError, match="step.onnx"):
-        export.check_export(model, broken, export.ExportConfig())
+        export.check_export(model, broken, export.ExportConfig(), export_graphs(model))
 
 
 def test_failed_export_leaves_no_folder(tmp_path, monkeypatch, write_run):
@@ -233,7 +234,7 @@ def test_failed_export_leaves_no_folder(tmp_path, monkeypatch, write_run):
     def fail(*args, **kwargs):
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr(export.writers, "write_prediction_onnx", fail)
+    monkeypatch.setattr(export.writers, "write_onnx", fail)
     out_dir = tmp_path / "saved_models" / "x"
     with pytest.raises(RuntimeError, match="simulated"):
         export.export_model(model, run, out_dir, export.ExportConfig(saved_model=False))
@@ -282,6 +283,6 @@ def test_prediction_function_matches_keras_for_other_context_lengths(n_past):
     model = SVG(config, condition_mean=CONDITION_MEAN, condition_std=CONDITION_STD, seed=0)
     randomize_weights(model, seed=n_past)
     inputs = random_inputs(config, 3, seed=40 + n_past)
-    frames = export.prediction_function(model)(**inputs)["frames"].numpy()
+    frames = export_graphs(model).predict(**inputs)["frames"].numpy()
     assert frames.shape == (3, config.n_future, 64, 64, 3)
     np.testing.assert_allclose(frames, keras_prediction(model, inputs), atol=1e-4, rtol=0)

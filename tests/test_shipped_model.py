@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from keras_cvae.cli import predict_onnx
-from keras_cvae.onnx_inference import ExportedModel
+from keras_cvae.tasks.svg.onnx_files import ExportedModel
 
 SHIPPED = Path(__file__).resolve().parents[1] / "saved_models" / "svg-small-cpu"
 EXAMPLE = SHIPPED / "example"

@@ -16,7 +16,7 @@ import sys
 
 from keras_cvae.cli.common import HelpFormatter
 from keras_cvae.config import BACKENDS, select_backend
-from keras_cvae.tasks import TASKS
+from keras_cvae.tasks import DEFAULT_TASK, REGISTRY, TASKS
 
 
 def parse_args(argv=None):
@@ -32,10 +32,11 @@ def parse_args(argv=None):
                         help="dataset folder, or an embedded dataset's name (pushing, bouncing) "
                         "(default: the data the run was trained on, run.json 'data')")
     parser.add_argument("--task", choices=TASKS, default=None,
-                        help="the task the run must be (bair or pose); an error if it is another "
-                        "(default: the run's own task from run.json, bair for runs without one)")
+                        help=f"the task the run must be ({', '.join(TASKS)}); an error if it is another "
+                        f"(default: the run's own task from run.json, {DEFAULT_TASK} for runs without one)")
     parser.add_argument("--split", choices=("train", "val", "test"), default=None,
-                        help="split to evaluate (default: test, or val for a pose run)")
+                        help="split to evaluate (default: " + ", ".join(
+                            f"{task.default_split} for a {task.name} run" for task in REGISTRY.values()) + ")")
     parser.add_argument("--n-past", type=int, default=None,
                         help="context frames, at least 1; None: the model's n_past (pose: always 1, "
                         "the first frame)")
@@ -46,7 +47,8 @@ def parse_args(argv=None):
     parser.add_argument("--samples", type=int, default=5,
                         help="samples per sequence for the mean and best of N")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="sequences per rollout call (default: 16, or 2 for a pose run)")
+                        help="sequences per rollout call (default: " + ", ".join(
+                            f"{task.default_eval_batch} for a {task.name} run" for task in REGISTRY.values()) + ")")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent noise")
     parser.add_argument("--out", default=None, help="output folder; None: <run>/eval/")
     parser.add_argument("--save-predictions", metavar="FILE.npz", default=None,

@@ -14,7 +14,7 @@ import sys
 
 from keras_cvae.cli.common import HelpFormatter
 from keras_cvae.config import select_backend
-from keras_cvae.tasks import TASKS
+from keras_cvae.tasks import DEFAULT_TASK, TASKS
 
 
 def main(argv=None):
@@ -30,8 +30,8 @@ def main(argv=None):
     parser.add_argument("--run", default=None, help="run folder (None: the newest run under runs/)")
     parser.add_argument("--out", default=None, help="output folder (None: saved_models/<run name>)")
     parser.add_argument("--task", choices=TASKS, default=None,
-                        help="the task the run must be (bair or pose); an error if it is another "
-                        "(default: the run's own task from run.json, bair for runs without one)")
+                        help=f"the task the run must be ({', '.join(TASKS)}); an error if it is another "
+                        f"(default: the run's own task from run.json, {DEFAULT_TASK} for runs without one)")
     parser.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset")
     parser.add_argument("--skip-savedmodel", action="store_true", help="write only the ONNX files and metadata")
     parser.add_argument("--tolerance", type=float, default=defaults.tolerance,

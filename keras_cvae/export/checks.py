@@ -9,27 +9,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_cvae.export.config import ExportError
-from keras_cvae.export.graphs import prediction_shapes
-from keras_cvae.onnx_protocol import (METADATA_FILE, PREDICTION_INPUTS, PREDICTION_ONNX, PREDICTION_OUTPUT,
-                                      SAVED_MODEL_DIR, STEP_ONNX, run_step_onnx)
-
-
-def check_inputs(config, batch, seed):
-    """Random prediction inputs (numpy float32) for parity checks.
-
-    Args:
-        config: The `SVGConfig`.
-        batch: Batch size.
-        seed: NumPy seed.
-    """
-    rng = np.random.default_rng(seed)
-    context, conditions, noise = (prediction_shapes(config)[name] for name in PREDICTION_INPUTS)
-    values = (
-        rng.uniform(size=[batch, *context[1:]]),
-        rng.normal(size=[batch, *conditions[1:]]),
-        rng.normal(size=[batch, *noise[1:]]),
-    )
-    return {name: value.astype(np.float32) for name, value in zip(PREDICTION_INPUTS, values)}
+from keras_cvae.onnx_protocol import METADATA_FILE, PREDICTION_ONNX, PREDICTION_OUTPUT, SAVED_MODEL_DIR, STEP_ONNX
 
 
 def check_close(name, actual, expected, tolerance):
@@ -46,25 +26,26 @@ def onnx_session(path):
         raise ExportError(f"{path}: onnxruntime cannot load it ({error})") from None
 
 
-def check_export(model, folder, export_config):
+def check_export(model, folder, export_config, graphs):
     """Loads every exported file in its runtime and compares it to the Keras model.
 
     Args:
-        model: The exported `SVG` model.
+        model: The exported model.
         folder: The export folder.
         export_config: The `ExportConfig`.
+        graphs: The model's `ExportGraphs` (its check inputs and step protocol).
 
     Returns:
         {file name: largest absolute difference to the Keras model}.
     """
     folder = Path(folder)
-    inputs = check_inputs(model.config, export_config.check_batch, export_config.seed)
+    inputs = graphs.check_inputs(export_config.check_batch, export_config.seed)
     expected = ops.convert_to_numpy(model(inputs, training=False))
     tolerance = export_config.tolerance
     session = onnx_session(folder / PREDICTION_ONNX)
     (frames,) = session.run([PREDICTION_OUTPUT], inputs)
     differences = {PREDICTION_ONNX: check_close(PREDICTION_ONNX, frames, expected, tolerance)}
-    stepped = run_step_onnx(onnx_session(folder / STEP_ONNX), inputs, model.config)
+    stepped = graphs.run_step_onnx(onnx_session(folder / STEP_ONNX), inputs)
     differences[STEP_ONNX] = check_close(STEP_ONNX, stepped, expected, tolerance)
     if (folder / SAVED_MODEL_DIR).is_dir():
         serve = tf.saved_model.load(str(folder / SAVED_MODEL_DIR)).signatures["serving_default"]

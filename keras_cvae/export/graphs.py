@@ -1,104 +1,54 @@
-"""Input and output shapes of the exported models and their signed tf.functions."""
+"""`ExportGraphs`, what a task exports, and the signed prediction function every task uses."""
+
+from dataclasses import dataclass
+from typing import Callable
 
 import tensorflow as tf
-from keras import ops
 
-from keras_cvae.export.config import ExportError
-from keras_cvae.onnx_protocol import (IS_CONTEXT, NEXT_PREFIX, PREDICTION_INPUTS, PREDICTION_OUTPUT, STATE_PREFIX,
-                                      STEP_INPUTS, STEP_OUTPUT)
+from keras_cvae.onnx_protocol import PREDICTION_INPUTS, PREDICTION_OUTPUT
 
 
-def prediction_shapes(config):
-    """Input and output shapes of the whole prediction (None = dynamic batch).
+@dataclass(frozen=True)
+class ExportGraphs:
+    """A trained model's exported graphs, and how to check them against it.
 
     Args:
-        config: The `SVGConfig`.
+        predict: The whole prediction: a tf.function with a named input signature
+            (`PREDICTION_INPUTS`) returning {"frames"}; the SavedModel and model.onnx.
+        step: One generation step: a tf.function with a named input signature; step.onnx.
+        check_inputs: (batch, seed) -> random prediction inputs {name: float32 array}.
+        run_step_onnx: (onnxruntime session of step.onnx, prediction inputs) -> the frames
+            the task's step protocol gives, to compare with the whole prediction.
+        metadata: The task's entries of metadata.json ("prediction", "step", ...).
     """
-    size, channels = config.image_size, config.channels
-    input_shapes = (
-        [None, config.n_past, size, size, channels],
-        [None, config.window_length, config.condition_dim],
-        [None, config.n_future, config.noise_dim],
-    )
-    return {
-        **dict(zip(PREDICTION_INPUTS, input_shapes)),
-        PREDICTION_OUTPUT: [None, config.n_future, size, size, channels],
-    }
+
+    predict: Callable
+    step: Callable
+    check_inputs: Callable
+    run_step_onnx: Callable
+    metadata: dict
 
 
-def state_shapes(model):
-    """Ordered {part name: shape} of the step model's carried state.
-
-    The model's recurrent state (predictor, then learned prior) followed by the encoder
-    skips of the last context frame, largest first.
+def signature(shapes, dtypes=None):
+    """`tf.TensorSpec`s of named tensors, float32 unless `dtypes` says otherwise.
 
     Args:
-        model: The `SVG` model.
+        shapes: {name: shape}, None for the dynamic batch.
+        dtypes: {name: tf dtype} of the tensors that are not float32.
     """
-    config = model.config
-    shapes = {}
-    for layer_index in range(config.predictor_layers):
-        shapes[f"predictor_h{layer_index}"] = [None, config.rnn_size]
-        shapes[f"predictor_c{layer_index}"] = [None, config.rnn_size]
-    if config.prior == "learned":
-        for layer_index in range(config.prior_layers):
-            shapes[f"prior_h{layer_index}"] = [None, config.rnn_size]
-            shapes[f"prior_c{layer_index}"] = [None, config.rnn_size]
-    skip_shapes = model.encoder.skip_shapes(config.image_size)
-    for shape in skip_shapes:
-        shapes[f"skip{shape[0]}"] = [None, *shape]
-    if len(model.initial_state(1)["recurrent"]) != len(shapes) - len(skip_shapes):
-        raise ExportError("the model's recurrent state does not match its config")
-    return shapes
-
-
-def step_shapes(model):
-    """Ordered input and output shapes of the step model: ({inputs}, {outputs}).
-
-    Args:
-        model: The `SVG` model.
-    """
-    config = model.config
-    size, channels = config.image_size, config.channels
-    state = {STATE_PREFIX + name: shape for name, shape in state_shapes(model).items()}
-    step_input_shapes = (
-        [None, size, size, channels],
-        [None, 2, config.condition_dim],
-        [None, config.noise_dim],
-        [None],
-    )
-    inputs = {**dict(zip(STEP_INPUTS, step_input_shapes)), **state}
-    outputs = {
-        STEP_OUTPUT: [None, size, size, channels],
-        **{NEXT_PREFIX + name: shape for name, shape in state.items()},
-    }
-    return inputs, outputs
-
-
-def _specs(shapes, dtypes=None):
     dtypes = dtypes or {}
-    return [
-        tf.TensorSpec(shape, dtypes.get(name, tf.float32), name=name)
-        for name, shape in shapes.items()
-    ]
+    return [tf.TensorSpec(shape, dtypes.get(name, tf.float32), name=name) for name, shape in shapes.items()]
 
 
-def prediction_function(model):
-    """The whole prediction as a tf.function with a named signature, returning {"frames"}.
-
-    It calls the model, whose rollout is one symbolic loop over `SVG.step`: the graph
-    holds the weights once, which tf2onnx needs for the full-size (svg) model (converting
-    a Python-unrolled rollout, a copy of the encoder and decoder per step, took over 17 GB
-    of memory; with the loop the whole svg export peaks at 8-9 GB,
-    benchmarks/results/export_svg.json).
+def prediction_function(model, shapes):
+    """The model's whole prediction as a tf.function with a named signature, returning {"frames"}.
 
     Args:
-        model: The `SVG` model.
+        model: A model called on {"context", "conditions", "noise"}.
+        shapes: {name: shape} of (at least) the prediction inputs.
     """
-    shapes = prediction_shapes(model.config)
-    specs = _specs({name: shapes[name] for name in PREDICTION_INPUTS})
 
-    @tf.function(input_signature=specs, autograph=False)
+    @tf.function(input_signature=signature({name: shapes[name] for name in PREDICTION_INPUTS}), autograph=False)
     def predict(context, conditions, noise):
         inputs = dict(zip(PREDICTION_INPUTS, (context, conditions, noise)))
         return {PREDICTION_OUTPUT: model(inputs, training=False)}
@@ -106,27 +56,13 @@ def prediction_function(model):
     return predict
 
 
-def step_function(model):
-    """`SVG.step` as a tf.function; see `keras_cvae.onnx_protocol` for the protocol.
+def describe(shapes, dtypes=None):
+    """metadata.json's [{name, shape, dtype}] of named tensors, float32 unless `dtypes` says
+    otherwise.
 
     Args:
-        model: The `SVG` model.
+        shapes: {name: shape}.
+        dtypes: {name: dtype name} of the tensors that are not float32.
     """
-    input_shapes, output_shapes = step_shapes(model)
-    state_names = [name for name in input_shapes if name.startswith(STATE_PREFIX)]
-    recurrent_count = len(model.initial_state(1)["recurrent"])
-    specs = _specs(input_shapes, {IS_CONTEXT: tf.bool})
-
-    @tf.function(input_signature=specs, autograph=False)
-    def step(frame, conditions, noise, is_context, *state):
-        pair = ops.reshape(model.normalize_conditions(conditions), (-1, 2 * conditions.shape[-1]))
-        carried = {"recurrent": tuple(state[:recurrent_count]), "skips": list(state[recurrent_count:])}
-        next_frame, _, carried = model.step(
-            frame, pair, noise, ops.reshape(is_context, (-1, 1, 1, 1)), carried
-        )
-        values = [next_frame, *carried["recurrent"], *carried["skips"]]
-        return {name: tf.identity(ops.cast(v, "float32")) for name, v in zip(output_shapes, values)}
-
-    if len(state_names) != len(specs) - len(STEP_INPUTS):
-        raise ExportError("step signature and state do not match")
-    return step
+    return [{"name": name, "shape": shape, "dtype": (dtypes or {}).get(name, "float32")}
+            for name, shape in shapes.items()]

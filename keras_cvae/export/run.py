@@ -12,7 +12,6 @@ from keras_cvae.files import staged_directory
 from keras_cvae.onnx_protocol import METADATA_FILE, PREDICTION_ONNX, SAVED_MODEL_DIR, STEP_ONNX
 from keras_cvae.paths import why_not_creatable
 from keras_cvae.run_folder import RunFolder, latest_run
-from keras_cvae.tasks.pose.export import export_pose_model
 
 
 def export_model(model, run, out_dir, export_config=ExportConfig()):
@@ -20,11 +19,12 @@ def export_model(model, run, out_dir, export_config=ExportConfig()):
 
     Everything is written to a hidden temporary folder next to `out_dir`, checked, and
     only then renamed onto `out_dir`. An existing `out_dir` is replaced only if it is an
-    earlier export (see `check_destination`).
+    earlier export (see `check_destination`). The run's task gives the graphs; the
+    prediction is traced once, for the SavedModel and model.onnx both.
 
     Args:
-        model: The `SVG` model to export.
-        run: The `RunFolder` it comes from (configs, data, evaluation).
+        model: The trained model to export.
+        run: The `RunFolder` it comes from (task, configs, data, evaluation).
         out_dir: Destination folder.
         export_config: An `ExportConfig`.
 
@@ -32,15 +32,17 @@ def export_model(model, run, out_dir, export_config=ExportConfig()):
         {file name: largest absolute difference to the Keras model in the checks}.
     """
     check_destination(out_dir)
-    metadata = build_metadata(model, run, export_config, read_evaluation(run))
+    task = tasks.task_of(run.read_info())
+    graphs = task.export_graphs(model)
+    metadata = build_metadata(model, run, export_config, task.name, graphs, read_evaluation(run))
     opset = export_config.opset
     with staged_directory(out_dir, replace=True) as folder:
         if export_config.saved_model:
-            writers.write_saved_model(model, folder / SAVED_MODEL_DIR)
-        writers.write_prediction_onnx(model, folder / PREDICTION_ONNX, opset)
-        writers.write_step_onnx(model, folder / STEP_ONNX, opset)
+            writers.write_saved_model(model, folder / SAVED_MODEL_DIR, graphs.predict)
+        writers.write_onnx(graphs.predict, folder / PREDICTION_ONNX, opset)
+        writers.write_onnx(graphs.step, folder / STEP_ONNX, opset)
         writers.write_metadata(folder / METADATA_FILE, metadata)
-        differences = check_export(model, folder, export_config)
+        differences = check_export(model, folder, export_config, graphs)
     return differences
 
 
@@ -51,7 +53,7 @@ def export_run(run_dir=None, out_dir=None, export_config=ExportConfig(), task=No
         run_dir: The run folder, or None for the newest run under runs/.
         out_dir: Destination, or None for saved_models/<run folder name>.
         export_config: An `ExportConfig`.
-        task: The task the run must be ("bair" or "pose"), or None for whichever it is.
+        task: The name of the task the run must be, or None for whichever it is.
 
     Returns:
         (destination Path, {file name: largest absolute difference to the Keras model}).
@@ -69,7 +71,4 @@ def export_run(run_dir=None, out_dir=None, export_config=ExportConfig(), task=No
     if reason is not None:
         raise ExportError(f"{out_dir}: cannot create the output folder ({reason})")
     check_destination(out_dir)
-    model = run.load_model()
-    if run_task == "pose":
-        return out_dir, export_pose_model(model, run, out_dir, export_config, read_evaluation(run))
-    return out_dir, export_model(model, run, out_dir, export_config)
+    return out_dir, export_model(run.load_model(), run, out_dir, export_config)

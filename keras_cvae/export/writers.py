@@ -10,21 +10,20 @@ import tf2onnx
 # Keras ships the numpy-2 compatibility fixes tf2onnx 1.17 still lacks.
 from keras.src.export.tf2onnx_lib import patch_tf2onnx
 
-from keras_cvae.export.graphs import prediction_function, step_function
 from keras_cvae.files import atomic_save, atomic_write_text, staged_directory
 
 
-def write_saved_model(model, path, predict=None):
+def write_saved_model(model, path, predict):
     """Writes a SavedModel whose "serving_default" signature is the whole prediction.
 
     Args:
         model: The exported model.
         path: Destination folder (must not exist).
-        predict: The signed prediction tf.function; None: `prediction_function(model)` (SVG).
+        predict: The signed prediction tf.function (`ExportGraphs.predict`).
     """
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", predict or prediction_function(model))
+    archive.add_endpoint("serve", predict)
     with staged_directory(path) as temporary:
         archive.write_out(str(temporary), verbose=False)
 
@@ -47,33 +46,11 @@ def _name_batch_dimension(model_proto):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
 
 
-def write_prediction_onnx(model, path, opset):
-    """Writes the whole prediction as ONNX (inputs context/conditions/noise, output frames).
-
-    Args:
-        model: The `SVG` model.
-        path: Destination file.
-        opset: ONNX opset.
-    """
-    write_onnx(prediction_function(model), path, opset)
-
-
-def write_step_onnx(model, path, opset):
-    """Writes the single-step streaming model as ONNX (see `keras_cvae.onnx_protocol`).
-
-    Args:
-        model: The `SVG` model.
-        path: Destination file.
-        opset: ONNX opset.
-    """
-    write_onnx(step_function(model), path, opset)
-
-
 def write_metadata(path, metadata):
     """Writes metadata.json.
 
     Args:
         path: Destination file.
-        metadata: The content, from `build_metadata`.
+        metadata: The content, from `metadata.build_metadata`.
     """
     atomic_write_text(path, json.dumps(metadata, indent=2) + "\n")

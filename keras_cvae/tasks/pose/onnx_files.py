@@ -1,7 +1,7 @@
 """Pose-task inference with an exported step.onnx: a first frame plus a folder of pose PNGs.
 
 Nothing here imports TensorFlow or Keras. The stateless step model (see
-`onnx_protocol.POSE_STEP_PROTOCOL`) rolls out as many frames as there are labels after the
+`keras_cvae.tasks.pose.onnx_protocol.STEP_PROTOCOL`) rolls out as many frames as there are labels after the
 first, whatever length the whole-rollout model.onnx was exported with.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime
 
 from keras_cvae.onnx_files import IMAGE_SUFFIXES, InferenceError, natural_key, read_image, write_predictions
-from keras_cvae.onnx_protocol import run_pose_step_onnx
+from keras_cvae.tasks.pose.onnx_protocol import run_step_onnx
 
 
 def read_pose_images(sources, height, width, what):
@@ -44,7 +44,7 @@ def read_pose_images(sources, height, width, what):
     return np.stack(images).astype(np.float32) / np.float32(255.0)
 
 
-def predict_pose_files(config, metadata, model_dir):
+def predict_files(config, metadata):
     """Rolls out `config.samples` videos from a first frame and pose labels, and writes them.
 
     `config.context` is the first frame (its first image is used); `config.conditions` the
@@ -53,14 +53,13 @@ def predict_pose_files(config, metadata, model_dir):
     Args:
         config: A `PredictConfig`.
         metadata: The export's metadata.json content ("task": "pose").
-        model_dir: The export folder.
 
     Returns:
         (frames [S, K - 1, H, W, 3] float32, list of written paths).
     """
     model = metadata["model"]
     height, width, latent = int(model["height"]), int(model["width"]), int(model["latent_channels"])
-    step_path = Path(model_dir) / metadata["files"]["step_onnx"]
+    step_path = Path(config.model_dir) / metadata["files"]["step_onnx"]
     if not step_path.is_file():
         raise InferenceError(f"{step_path}: missing")
     first = read_pose_images(config.context, height, width, "first frame")[:1]
@@ -75,7 +74,7 @@ def predict_pose_files(config, metadata, model_dir):
     steps = labels.shape[0] - 1
     rng = np.random.default_rng(config.seed)
     noise = rng.standard_normal((config.samples, steps, height, width, latent)).astype(np.float32)
-    frames = run_pose_step_onnx(session, np.repeat(first, config.samples, axis=0),
-                                np.repeat(labels[None, 1:], config.samples, axis=0), noise)
+    frames = run_step_onnx(session, np.repeat(first, config.samples, axis=0),
+                           np.repeat(labels[None, 1:], config.samples, axis=0), noise)
     written = write_predictions(config.out_dir, first, labels, noise, frames, config.fps)
     return frames, written
