@@ -1,15 +1,17 @@
 """`ScheduledTraining`: the train/test-step protocol of `backends` for a Keras model.
 
-A model mixing it in provides `training_losses(data, teacher_forced, kl_anneal)` and
-`validation_logs(data)`; the mixin provides the rest of what `backends.train_step` and
-`backends.test_step` call: compile with the KL and teacher-forcing schedules, the
-schedules' values at the current step, the schedule clock, and the loss trackers. It is the protocol `SVG`
-implements in `keras_cvae.tasks.svg.model`, written once for the models that come after it.
+A model mixing it in has a `config` with `n_past` and `latent_shape`, is called on
+{"context", "conditions", "noise"} to generate, and provides
+`rollout_losses(frames, conditions, teacher_forced)`; the mixin provides the rest of what
+`backends.train_step` and `backends.test_step` call: compile with the KL and
+teacher-forcing schedules, the schedules' values at the current step, the schedule clock,
+the loss and validation values, and the loss trackers.
 """
 
 import keras
+from keras import ops
 
-from keras_cvae import backends
+from keras_cvae import backends, metrics
 from keras_cvae.schedules import KLAnnealing, TeacherForcing
 
 TRACKED = ("loss", "mse", "kl", "kl_anneal", "tfr", "psnr", "copy_last_psnr")
@@ -84,6 +86,42 @@ class ScheduledTraining:
     def test_step(self, *args):
         """One validation step; see `backends.test_step`."""
         return backends.test_step(self, *args)
+
+    def training_losses(self, data, teacher_forced, kl_anneal):
+        """Loss and logged values of one training batch in one teacher-forcing mode.
+
+        Args:
+            data: The batch, {"frames", "conditions"} (optionally inside an (x, y) tuple).
+            teacher_forced: Python bool; see the model's `rollout_losses`.
+            kl_anneal: The annealing factor of the KL term at this step.
+
+        Returns:
+            {"loss", "mse", "kl", "psnr"} (PSNR of the predicted future frames).
+        """
+        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        frames = ops.cast(inputs["frames"], "float32")
+        predictions, mse, kl, penalty = self.rollout_losses(frames, inputs["conditions"], teacher_forced)
+        first_future = self.config.n_past - 1
+        psnr = ops.mean(metrics.psnr(predictions[:, first_future:], frames[:, first_future + 1 :]))
+        return {"loss": mse + self.beta * kl_anneal * penalty, "mse": mse, "kl": kl, "psnr": psnr}
+
+    def validation_logs(self, data):
+        """Generation as at test time (teacher forcing off, latents from the prior): the
+        future's MSE and PSNR, and the PSNR of copying the last context frame."""
+        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        frames = ops.cast(inputs["frames"], "float32")
+        n_past = self.config.n_past
+        horizon = frames.shape[1] - n_past
+        noise = keras.random.normal((ops.shape(frames)[0], horizon, *self.config.latent_shape),
+                                    seed=self.seed_generator)
+        predictions = self({"context": frames[:, :n_past], "conditions": inputs["conditions"], "noise": noise})
+        future = frames[:, n_past:]
+        copy_last = ops.repeat(frames[:, n_past - 1 : n_past], horizon, axis=1)
+        return self.track({
+            "mse": ops.sum(ops.mean(ops.square(predictions - future), axis=(0, 2, 3, 4))),
+            "psnr": ops.mean(metrics.psnr(predictions, future)),
+            "copy_last_psnr": ops.mean(metrics.psnr(copy_last, future)),
+        })
 
     def track(self, values):
         """Updates the loss trackers with `values` and returns their results."""

@@ -54,7 +54,7 @@ def test_training_rollout_with_teacher_forcing_on_and_off(model, teacher_forced)
     data = batch(np.random.default_rng(2))
     frames, labels = data["frames"], data["conditions"]
     state = ops.convert_to_numpy(model.seed_generator.state)
-    predictions, mse, kl = model.rollout_losses(frames, labels, teacher_forced, training=False)
+    predictions, mse, kl, _ = model.rollout_losses(frames, labels, teacher_forced, training=False)
     model.seed_generator.state.assign(state)  # replay the same posterior noise
     mean, log_variance = model.posterior_moments(frames[:, 1:], labels[:, 1:], training=False)
     latents = reparameterize(mean, log_variance, keras.random.normal(ops.shape(mean), seed=model.seed_generator))

@@ -19,7 +19,7 @@ the pose-label image), so evaluation and export read both models the same way.
 import keras
 from keras import ops
 
-from keras_cvae import backends, metrics
+from keras_cvae import backends
 from keras_cvae.distributions import gaussian_kl_per_dimension, reparameterize
 from keras_cvae.scheduled_model import ScheduledTraining
 from keras_cvae.serialization import PACKAGE
@@ -141,11 +141,11 @@ class PoseCVAE(ScheduledTraining, keras.Model):
         return ops.reshape(mean, shape), ops.reshape(log_variance, shape)
 
     def rollout_losses(self, frames, labels, teacher_forced, training=True):
-        """Training rollout over a window: (predictions of frames 1..T-1, mse, kl).
+        """Training rollout over a window: (predictions of frames 1..T-1, mse, kl, penalty).
 
         mse is the per-frame mean squared error summed over the predicted frames; kl is
         KL(q || N(0, I)) summed over the latent's values and the frames, averaged over the
-        batch (the lab's losses).
+        batch (the lab's losses); the KL term of the loss (penalty) is kl itself.
 
         Args:
             frames: [B, T, H, W, C] ground truth in [0, 1].
@@ -166,33 +166,4 @@ class PoseCVAE(ScheduledTraining, keras.Model):
         mse = ops.sum(ops.mean(ops.square(predictions - frames[:, 1:]), axis=(0, 2, 3, 4)))
         kl_per_value = gaussian_kl_per_dimension(mean, log_variance)
         kl = ops.sum(ops.mean(ops.sum(kl_per_value, axis=(2, 3, 4)), axis=0))
-        return predictions, mse, kl
-
-    def training_losses(self, data, teacher_forced, kl_anneal):
-        """Loss and logged values of one training batch; see `ScheduledTraining`.
-
-        Args:
-            data: {"frames", "conditions" (the pose labels)}, optionally in an (x, y) tuple.
-            teacher_forced: Python bool; see `rollout_losses`.
-            kl_anneal: The annealing factor of the KL term at this step.
-        """
-        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        frames = ops.cast(inputs["frames"], "float32")
-        predictions, mse, kl = self.rollout_losses(frames, inputs["conditions"], teacher_forced)
-        psnr = ops.mean(metrics.psnr(predictions, frames[:, 1:]))
-        return {"loss": mse + self.beta * kl_anneal * kl, "mse": mse, "kl": kl, "psnr": psnr}
-
-    def validation_logs(self, data):
-        """Generation as at test time (tfr 0, z_t ~ N(0, I)) and the copy-first-frame PSNR."""
-        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        frames = ops.cast(inputs["frames"], "float32")
-        steps = frames.shape[1] - 1
-        noise = keras.random.normal((ops.shape(frames)[0], steps, *self.config.latent_shape), seed=self.seed_generator)
-        predictions = self({"context": frames[:, :1], "conditions": inputs["conditions"], "noise": noise})
-        future = frames[:, 1:]
-        copy_first = ops.repeat(frames[:, :1], steps, axis=1)
-        return self.track({
-            "mse": ops.sum(ops.mean(ops.square(predictions - future), axis=(0, 2, 3, 4))),
-            "psnr": ops.mean(metrics.psnr(predictions, future)),
-            "copy_last_psnr": ops.mean(metrics.psnr(copy_first, future)),
-        })
+        return predictions, mse, kl, kl

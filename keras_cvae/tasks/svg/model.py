@@ -31,13 +31,14 @@ Two switches of `SVGConfig` extend it (the course lab's extras):
 import keras
 from keras import ops
 
-from keras_cvae import backends, metrics
+from keras_cvae import backends
 from keras_cvae.distributions import gaussian_kl_per_dimension, reparameterize
 from keras_cvae.layers.blocks import scaled_channels
 from keras_cvae.scheduled_model import ScheduledTraining
 from keras_cvae.serialization import PACKAGE
 from keras_cvae.tasks.svg.config import SVGConfig
 from keras_cvae.tasks.svg.hierarchy import LatentHierarchy
+from keras_cvae.tasks.svg.onnx_protocol import skip_frames
 from keras_cvae.tasks.svg.recurrent import FramePredictor, GaussianLSTM
 from keras_cvae.tasks.svg.vgg import VGGDecoder, VGGEncoder
 
@@ -309,7 +310,8 @@ class SVG(ScheduledTraining, keras.Model):
             "truth": time_major(truth),
             "pair": time_major(condition_pairs),
             "latent": time_major(ops.cast(latent_inputs, "float32")),
-            "is_context": ops.convert_to_tensor([t <= n_context for t in range(1, steps + 1)]),
+            "is_context": ops.convert_to_tensor(
+                [frame == t - 1 for t, frame in enumerate(skip_frames(steps, n_context), start=1)]),
         }
         z_zeros = ops.zeros((batch, self.config.noise_dim), "float32")
         init = {
@@ -470,10 +472,8 @@ class SVG(ScheduledTraining, keras.Model):
             )
             split = lambda x: ops.reshape(x, (batch, steps, self.hierarchy.size))  # noqa: E731
             prior = self._with_levels(prior, [split(x) for x in level_prior])
-        # Step t decodes with the skips of frame min(t - 1, n_past - 1).
-        skip_frames = [min(t - 1, n_past - 1) for t in range(1, steps + 1)]
         step_skips = [
-            ops.reshape(ops.take(s, skip_frames, axis=1), (-1, *s.shape[2:])) for s in skips
+            ops.reshape(ops.take(s, skip_frames(steps, n_past), axis=1), (-1, *s.shape[2:])) for s in skips
         ]
         g = ops.reshape(ops.moveaxis(g, 0, 1), (-1, self.config.g_dim))
         frames = self.decoder(g, step_skips, maps, merge(condition_pairs), training=training)
@@ -565,41 +565,3 @@ class SVG(ScheduledTraining, keras.Model):
         """
         _, posterior, prior = self._training_rollout(frames, conditions, True, False)
         return self._kl(posterior, prior)
-
-    def training_losses(self, data, teacher_forced, kl_anneal):
-        """Loss and logged values of one training batch in one teacher-forcing mode.
-
-        Args:
-            data: The batch, {"frames", "conditions"} (optionally inside an (x, y) tuple).
-            teacher_forced: Python bool; see `rollout_losses`.
-            kl_anneal: The annealing factor of the KL term at this step.
-
-        Returns:
-            {"loss", "mse", "kl", "psnr"} (PSNR of the predicted future frames).
-        """
-        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        frames = ops.cast(inputs["frames"], "float32")
-        predictions, mse, kl, penalty = self.rollout_losses(frames, inputs["conditions"], teacher_forced)
-        first_future = self.config.n_past - 1
-        psnr = ops.mean(metrics.psnr(predictions[:, first_future:], frames[:, first_future + 1 :]))
-        return {"loss": mse + self.beta * kl_anneal * penalty, "mse": mse, "kl": kl, "psnr": psnr}
-
-    def validation_logs(self, data):
-        """Generation as at test time: tfr 0, latents from the prior, PSNR of the future."""
-        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        frames, conditions = inputs["frames"], inputs["conditions"]
-        n_past = self.config.n_past
-        horizon = frames.shape[1] - n_past
-        batch = ops.shape(frames)[0]
-        noise = keras.random.normal((batch, horizon, self.config.noise_dim), seed=self.seed_generator)
-        predictions = self(
-            {"context": frames[:, :n_past], "conditions": conditions, "noise": noise}
-        )
-        future = ops.cast(frames[:, n_past:], "float32")
-        copy_last = ops.repeat(ops.cast(frames[:, n_past - 1 : n_past], "float32"), horizon, 1)
-        values = {
-            "mse": ops.sum(ops.mean(ops.square(predictions - future), axis=(0, 2, 3, 4))),
-            "psnr": ops.mean(metrics.psnr(predictions, future)),
-            "copy_last_psnr": ops.mean(metrics.psnr(copy_last, future)),
-        }
-        return self.track(values)

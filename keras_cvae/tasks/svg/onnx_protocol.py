@@ -50,6 +50,24 @@ STEP_PROTOCOL = (
 )
 
 
+def skip_frames(steps, n_context):
+    """The frame whose encoder skips each step t = 1..steps decodes with: the newest context
+    frame it has seen, x_min(t-1, n_context-1). A step is a context step (is_context) where
+    that is its own input frame x_t-1, and only then does it replace the carried skips.
+
+    The rule of `SVG.step`, `SVG.rollout`, the batched teacher-forced rollout and
+    `STEP_PROTOCOL` alike.
+
+    Args:
+        steps: Steps of the rollout.
+        n_context: Ground-truth frames fed first (n_past).
+
+    Returns:
+        A list of `steps` frame indices.
+    """
+    return [min(t - 1, n_context - 1) for t in range(1, steps + 1)]
+
+
 def run_step_onnx(session, inputs, config):
     """Runs the whole prediction by stepping the step model as `STEP_PROTOCOL` says.
 
@@ -63,15 +81,18 @@ def run_step_onnx(session, inputs, config):
     """
     context, conditions, noise = (inputs[name] for name in PREDICTION_INPUTS)
     batch, n_past, horizon = context.shape[0], config.n_past, noise.shape[1]
+    steps = n_past + horizon - 1
+    sources = skip_frames(steps, n_past)
 
     def inputs_at(index, previous):
         t = index + 1
+        is_context = sources[index] == t - 1
         step_inputs = (
-            context[:, index] if index < n_past else previous,
+            context[:, t - 1] if is_context else previous,
             conditions[:, t - 1 : t + 1],
             noise[:, t - n_past] if t >= n_past else np.zeros_like(noise[:, 0]),
-            np.full([batch], t <= n_past),
+            np.full([batch], is_context),
         )
         return dict(zip(STEP_INPUTS, step_inputs))
 
-    return run_steps(session, n_past + horizon - 1, inputs_at)[:, n_past - 1 :]
+    return run_steps(session, steps, inputs_at)[:, n_past - 1 :]
