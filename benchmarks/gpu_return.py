@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from keras_cvae.config import select_backend  # noqa: E402
+from keras_cvae.startup import select_backend  # noqa: E402
 
 RETURNED_FILES = ("log.csv", "curves.png", "sample.gif")
 

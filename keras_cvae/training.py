@@ -254,7 +254,7 @@ def compile_model(model, train_config: TrainConfig):
     """Compiles `model` for `train_config`: Adam (with gradient clipping if set), schedules, beta, XLA.
 
     Args:
-        model: The SVG or pose model.
+        model: The run's model.
         train_config: The training settings.
     """
     kl_annealing, teacher_forcing = schedules_from_config(train_config)

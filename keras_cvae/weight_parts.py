@@ -1,6 +1,6 @@
 """A model's weights in parts small enough to travel: cast, split, and put back together.
 
-The GPU machines send files back at most 16 MiB each (64 MiB in all), and the svg preset's
+Remote jobs often return files of limited size (e.g. 16 MiB each, 64 MiB in all), and the svg preset's
 float32 weights are ~91 MB: as float16 in 15 MiB parts they come back in 4 files. Only the
 trainable weights are cast; the model's state (normalisation statistics, the schedule clock,
 random generators) is small and travels exact. A

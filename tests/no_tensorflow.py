@@ -1,6 +1,6 @@
 """Runs a Python snippet in a fresh interpreter in which TensorFlow cannot be imported.
 
-The GPU machines have no TensorFlow; this is how the tests stand in for them:
+A machine that trains on JAX may have no TensorFlow; this is how the tests stand in for one:
 
     result = run_without_tensorflow("import keras_cvae.data ...", env={"KERAS_BACKEND": "jax"})
 

@@ -152,7 +152,7 @@ def test_marked_tests_pass_on_jax(background_run):
 
 
 def test_select_backend_refuses_a_switch_after_keras_is_imported():
-    from keras_cvae.config import select_backend
+    from keras_cvae.startup import select_backend
 
     assert select_backend("tensorflow") == "tensorflow"
     with pytest.raises(ValueError, match="already running on tensorflow"):

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import random_sequence
-from keras_cvae.data import DataError, make_dataset
+from keras_cvae.data import DataError
 from keras_cvae.data import bair_tfrecord as bair
-from keras_cvae.data import crc32c, example_proto, tfrecord
+from keras_cvae.data import crc32c, example_proto, make_dataset, tfrecord
 from keras_cvae.data.generate import _file_plan, write_generated_dataset
+
+from conftest import random_sequence
 
 
 def hand_written_example(seq, *, skip=(), image_bytes=None, action_override=None):
@@ -125,7 +126,7 @@ def test_generator_refuses_non_empty_destination(generated_dir):
 
 
 def test_simulator_workers_do_not_import_tensorflow():
-    # The design notes: rendering and TensorFlow in one process crash. A spawned worker
+    # Rendering in a process that has imported TensorFlow can crash. A spawned worker
     # imports exactly this chain.
     import subprocess
     import sys

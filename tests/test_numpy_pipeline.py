@@ -11,13 +11,14 @@ import pickle
 import numpy as np
 import pytest
 from PIL import Image
-
-from keras_cvae.data import DataError, NumpyEngine, condition_statistics, iterate_numpy, make_dataset
-from keras_cvae.data import bair_tfrecord as bair
-from keras_cvae.data import convert, tfds_source
-from keras_cvae.data.numpy_pipeline import WindowBatches
-from no_tensorflow import run_without_tensorflow
 from test_bad_input import bad_record_dir, lab_dataset
+
+from keras_cvae.data import DataError, NumpyEngine
+from keras_cvae.data import bair_tfrecord as bair
+from keras_cvae.data import condition_statistics, convert, iterate_numpy, make_dataset, tfds_source
+from keras_cvae.data.numpy_pipeline import WindowBatches
+
+from no_tensorflow import run_without_tensorflow
 
 
 def batches(source, split, engine, max_batches=None, **kw):
@@ -191,7 +192,7 @@ def test_bad_lab_files_are_data_errors_naming_the_file(tmp_path):
 
 
 def test_data_path_without_tensorflow(tmp_path):
-    # The GPU machines have no TensorFlow: generate the default dataset, read it back and
+    # A JAX machine may have no TensorFlow: generate the default dataset, read it back and
     # batch it (both modes, both sources) in a process where `import tensorflow` fails.
     result = run_without_tensorflow(
         f"""

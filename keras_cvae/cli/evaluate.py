@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from keras_cvae.cli.common import HelpFormatter
-from keras_cvae.config import BACKENDS, select_backend
+from keras_cvae.startup import BACKENDS, select_backend
 from keras_cvae.tasks import DEFAULT_TASK, REGISTRY, TASKS
 
 

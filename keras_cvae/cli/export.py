@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from keras_cvae.cli.common import HelpFormatter
-from keras_cvae.config import select_backend
+from keras_cvae.startup import select_backend
 from keras_cvae.tasks import DEFAULT_TASK, TASKS
 
 

@@ -16,7 +16,8 @@ import traceback
 from pathlib import Path
 
 from keras_cvae.cli.common import HelpFormatter
-from keras_cvae.config import BACKENDS, KL_SCHEDULES, PRECISIONS, replace, select_backend
+from keras_cvae.config import KL_SCHEDULES, PRECISIONS, replace
+from keras_cvae.startup import BACKENDS, select_backend
 from keras_cvae.tasks import DEFAULT_TASK, REGISTRY, TASKS, all_presets, get_task
 from keras_cvae.tasks.svg.config import CONDITIONINGS, LATENT_STRUCTURES, PRIORS
 

@@ -3,7 +3,7 @@
 Two worlds generate data: "pushing" (`pushing_sim`, the robot-pushing stand-in for BAIR)
 and "bouncing" (`bouncing`, a stochastic toy whose future the past does not determine).
 The simulator runs in worker processes started with "spawn" that never import TensorFlow
-(the design notes warn against rendering and TensorFlow in one process). The workers also
+(rendering in a process that has imported TensorFlow can crash). The workers also
 serialise and frame each record (its CRCs are the costly part), so this process only
 writes bytes; nothing here needs TensorFlow. Sequence `i` of train is
 the world's sequence `(seed, i)`; sequence `j` of test is its sequence

@@ -10,7 +10,7 @@ Sources (detected from the path):
   name exists; write `./bouncing` for the folder.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from keras_cvae.data import bair_tfrecord as bair
@@ -27,7 +27,6 @@ class Source:
 
     kind: str
     root: Path
-    extra: dict = field(default_factory=dict, compare=False)
 
 
 def resolve_source(source) -> Source:

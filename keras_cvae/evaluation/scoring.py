@@ -9,8 +9,7 @@ import numpy as np
 
 from keras_cvae import backends, metrics
 from keras_cvae.data import iterate_numpy
-from keras_cvae.evaluation.protocol import (EvaluationError, check_batch_matches_model, copy_last_frame,
-                                            sample_noise)
+from keras_cvae.evaluation.protocol import EvaluationError, check_batch_matches_model, copy_last_frame, sample_noise
 from keras_cvae.visualize import to_uint8
 
 METRIC_NAMES = ("psnr", "psnr_per_channel", "ssim")
@@ -83,13 +82,13 @@ class SpreadOfSamples:
 def make_rollout(model, jit_compile=False):
     """Compiled generation: (context, conditions, noise) -> predicted frames.
 
-    The model's own rollout (`SVG.call`: one symbolic loop over `SVG.step`), compiled
+    The model's own rollout (its `call`, e.g. `SVG.call`: one symbolic loop over `SVG.step`), compiled
     for the backend: the graph holds the encoder and decoder once, so tracing and
     compilation take the same time for a horizon of 28 as for 10. The signature has no
     future frames, so the predictions cannot depend on them.
 
     Args:
-        model: An `SVG` model.
+        model: A trained model of any task (called on context, conditions and noise).
         jit_compile: Compile with XLA (TensorFlow; JAX always does).
 
     Returns:
@@ -150,7 +149,7 @@ def evaluate_model(
     way.
 
     Args:
-        model: An `SVG` model.
+        model: A trained model of any task (called on context, conditions and noise).
         dataset: Iterable of {"frames": [B, n_past + horizon, 64, 64, 3] in [0, 1],
             "conditions": [B, n_past + horizon, D]} in a fixed order (e.g. `make_dataset`
             with training=False); batches may have any size.

@@ -1,1 +1,2 @@
-"""The SVG networks' building blocks: the VGG encoder and decoder, the LSTM predictors."""
+"""Building blocks the model families share (see `blocks`); each family keeps its own
+networks in its task folder."""
