@@ -78,7 +78,7 @@ def test_data_bouncing_is_the_generated_toy(monkeypatch, tmp_path):
     }
     monkeypatch.setattr(embedded, "embedded_datasets", lambda: tiny)
     source = resolve_source("bouncing")
-    assert source.kind == "bair" and source.root == tmp_path / "keras_cvae" / "bouncing_v1"
+    assert source.kind == "tfrecord" and source.root == tmp_path / "keras_cvae" / "bouncing_v1"
     read = list(bair.read_sequences(source.root / "test" / bair.file_name(0, 1)))
     np.testing.assert_array_equal(read[1]["image_main"], bouncing_sequence(0, TEST_INDEX_OFFSET + 1)["image_main"])
     assert not (tmp_path / "keras_cvae" / "pushing_v1").exists()  # only the asked-for dataset is built

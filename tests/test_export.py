@@ -193,7 +193,7 @@ def test_metadata_describes_the_exported_files(exported):
     model, out_dir = exported
     metadata = json.loads((out_dir / "metadata.json").read_text())
     config = model.config
-    assert metadata["model"] == config.to_dict()
+    assert metadata["task"] == "bair" and metadata["model"] == config.to_dict()
     assert metadata["evaluation"] == EVALUATION
     assert metadata["training_data"] == "data/pushing"
     np.testing.assert_allclose(metadata["conditions"]["mean"], CONDITION_MEAN, rtol=1e-6)

@@ -95,7 +95,7 @@ def test_val_is_held_out_of_train(generated_dir):
 
 def test_describe_source_and_root_detection(generated_dir, tmp_path):
     info = describe_source(generated_dir)
-    assert info["kind"] == "bair"
+    assert info["kind"] == "tfrecord"
     assert info["splits"] == {"train": 256, "val": N_TRAIN - 256, "test": N_TEST}
     (tmp_path / "softmotion30_44k").symlink_to(generated_dir, target_is_directory=True)
     assert resolve_source(tmp_path).root == tmp_path / "softmotion30_44k"

@@ -50,7 +50,7 @@ def tfrecord_to_lab(src, dst, *, progress: bool = False) -> Path:
         DataError: Bad source (named file and record), or `dst` exists and is not empty.
     """
     source = resolve_source(src)
-    if source.kind != "bair":
+    if source.kind != "tfrecord":
         raise DataError(f"{src}: not a BAIR TFRecord dataset (found a {source.kind} source)")
     dst = Path(dst)
     jobs = []

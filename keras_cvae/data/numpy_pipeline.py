@@ -1,6 +1,6 @@
 """The NumPy engine of `make_dataset`: a `keras.utils.PyDataset` that needs no TensorFlow.
 
-It serves the "bair" (TFRecord) and "lab" (folder) sources with the batch contract of the
+It serves the "tfrecord" (BAIR TFRecords) and "lab" (folder) sources with the batch contract of the
 tf.data engine: {"frames": float32 [B, T, 64, 64, 3] in [0, 1], "conditions": float32
 [B, T, 7]}.
 

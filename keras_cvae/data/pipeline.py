@@ -102,7 +102,7 @@ def _numpy_dataset(src: Source, split, length, batch_size, training, seed, engin
             f"{src.root}: a TFDS source needs TensorFlow (engine='tf'); convert it to TFRecords "
             "or lab folders to read it with the NumPy engine"
         )
-    if src.kind == "bair":
+    if src.kind == "tfrecord":
         sequences = numpy_pipeline.TFRecordSequences.from_files(bair_split_files(src.root, split))
     else:
         sequences = numpy_pipeline.LabSequences(tuple(lab_split_sequences(src.root, split)))

@@ -1,7 +1,7 @@
 """Where data comes from: detects a dataset's layout, lists its split files and sizes.
 
 Sources (detected from the path):
-- "bair": BAIR TFRecords, `root/{train,test}/traj_A_to_B.tfrecords` (root may also be the
+- "tfrecord": BAIR TFRecords, `root/{train,test}/traj_A_to_B.tfrecords` (root may also be the
   parent of `softmotion30_44k/`). val = the second train file by start index.
 - "tfds": a TFDS data_dir holding a prepared `bair_robot_pushing_small` (see tfds_source).
 - "lab": the course lab folders `{train,validate,test}/<traj>/<k>/` (val = validate/).
@@ -23,7 +23,7 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class Source:
-    """A resolved data source: its kind ("bair", "lab", "tfds") and root directory."""
+    """A resolved data source: its kind ("tfrecord", "lab", "tfds") and root directory."""
 
     kind: str
     root: Path
@@ -40,9 +40,9 @@ def resolve_source(source) -> Source:
         DataError: The path is missing, empty or not in a known layout.
     """
     if source is None:
-        return Source("bair", ensure_embedded_dataset())
+        return Source("tfrecord", ensure_embedded_dataset())
     if isinstance(source, str) and source in embedded_datasets():
-        return Source("bair", ensure_embedded_dataset(name=source))
+        return Source("tfrecord", ensure_embedded_dataset(name=source))
     if isinstance(source, Source):
         return source
     path = Path(source).expanduser()
@@ -56,7 +56,7 @@ def resolve_source(source) -> Source:
         for split in bair.SPLIT_DIRS:
             d = root / split
             if d.is_dir() and any(p.name.endswith(bair.FILE_SUFFIX) for p in d.iterdir()):
-                return Source("bair", root)
+                return Source("tfrecord", root)
     data_dir = tfds_source.find_data_dir(path)
     if data_dir is not None:
         return Source("tfds", data_dir)
@@ -129,7 +129,7 @@ def split_sizes(source) -> dict:
     sizes = {}
     for split in SPLITS:
         try:
-            if src.kind == "bair":
+            if src.kind == "tfrecord":
                 sizes[split] = sum(bair.scan_record_framing(f) for f in bair_split_files(src.root, split))
             elif src.kind == "lab":
                 sizes[split] = len(lab_split_sequences(src.root, split))
@@ -162,7 +162,7 @@ def locate_fault(source):
     """
     try:
         src = resolve_source(source)
-        if src.kind == "bair":
+        if src.kind == "tfrecord":
             bair.validate_tfrecords(src.root)
         elif src.kind == "lab":
             for split in lab_layout.SPLIT_DIRS.values():

@@ -263,7 +263,7 @@ def tfds_dataset(root, split, length, batch_size, training, seed, shard=Shard())
                            training, seed, shard)
 
 
-BUILDERS = {"bair": bair_dataset, "lab": lab_dataset, "tfds": tfds_dataset}
+BUILDERS = {"tfrecord": bair_dataset, "lab": lab_dataset, "tfds": tfds_dataset}
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ class EvalConfig:
         max_sequences: Evaluate only the first sequences of the split.
         jit_compile: Compile the rollout with XLA (slow to compile on CPU).
         progress: Show a progress bar.
-        task: The run's task expected ("bair" or "pose"), or None for whichever it is.
+        task: The name of the task the run must be, or None for whichever it is.
     """
 
     run: Optional[str] = None
