@@ -52,22 +52,28 @@ def _finite(value) -> bool:
     return isinstance(value, numbers.Real) and math.isfinite(value)
 
 
-def _from_dict(cls, values):
-    """Builds `cls` from a dict, rejecting keys the dataclass does not know.
+class DictConfig:
+    """Round trip of a config dataclass through a plain dict (JSON, `get_config`)."""
 
-    Args:
-        cls: A dataclass type.
-        values: Mapping of field names to values.
-    """
-    known = {field.name for field in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"Unknown {cls.__name__} keys: {', '.join(unknown)}")
-    return cls(**values)
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Builds the config from a dict, rejecting keys the dataclass does not know.
+
+        Args:
+            values: Mapping of field names to values.
+        """
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} keys: {', '.join(unknown)}")
+        return cls(**values)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(DictConfig):
     """Optimisation, schedules and bookkeeping of a training run.
 
     Args:
@@ -144,13 +150,6 @@ class TrainConfig:
     @property
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        return _from_dict(cls, values)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from keras_cvae.onnx_protocol import PREDICTION_INPUTS, PREDICTION_OUTPUT
+from keras_cvae.onnx_protocol import NEXT_PREFIX, PREDICTION_INPUTS, PREDICTION_OUTPUT, STATE_PREFIX
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,39 @@ def prediction_function(model, shapes):
         return {PREDICTION_OUTPUT: model(inputs, training=False)}
 
     return predict
+
+
+def prediction_entry(shapes, **notes):
+    """metadata.json's "prediction": the signature's inputs and output and `notes` on them.
+
+    Args:
+        shapes: {name: shape} of the prediction's inputs and output.
+        **notes: What each input holds, by name.
+    """
+    return {
+        "saved_model_signature": "serving_default",
+        "inputs": describe({name: shapes[name] for name in PREDICTION_INPUTS}),
+        "outputs": describe({PREDICTION_OUTPUT: shapes[PREDICTION_OUTPUT]}),
+        **notes,
+    }
+
+
+def step_entry(inputs, outputs, protocol, dtypes=None):
+    """metadata.json's "step": its inputs and outputs, its carried state and its protocol.
+
+    Args:
+        inputs: {name: shape} of the step's inputs, the state's (`STATE_PREFIX`) included.
+        outputs: {name: shape} of its outputs.
+        protocol: The task's step protocol, lines of text.
+        dtypes: {name: dtype name} of the inputs that are not float32.
+    """
+    return {
+        "inputs": describe(inputs, dtypes),
+        "outputs": describe(outputs),
+        "state": [{"input": name, "output": NEXT_PREFIX + name, "shape": shape, "initial": "zeros"}
+                  for name, shape in inputs.items() if name.startswith(STATE_PREFIX)],
+        "protocol": list(protocol),
+    }
 
 
 def describe(shapes, dtypes=None):

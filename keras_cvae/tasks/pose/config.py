@@ -4,14 +4,13 @@ The pose task (the 2024 course lab) predicts 32 x 64 RGB frames of a dancing fig
 the first frame and one pose-label image per frame; see `keras_cvae.tasks.pose.model`.
 """
 
-import dataclasses
 from dataclasses import dataclass
 
-from keras_cvae.config import Preset, TrainConfig, _check_at_least, _from_dict
+from keras_cvae.config import DictConfig, Preset, TrainConfig, _check_at_least
 
 
 @dataclass(frozen=True)
-class PoseModelConfig:
+class PoseModelConfig(DictConfig):
     """Sizes of the pose-conditioned CVAE.
 
     Args:
@@ -66,13 +65,6 @@ class PoseModelConfig:
     @property
     def latent_shape(self) -> tuple:
         return (self.height, self.width, self.latent_channels)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "PoseModelConfig":
-        return _from_dict(cls, values)
 
 
 def pose_presets() -> dict:

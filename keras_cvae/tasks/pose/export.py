@@ -7,7 +7,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from keras_cvae.export.graphs import ExportGraphs, describe, prediction_function, signature
+from keras_cvae.export.graphs import ExportGraphs, prediction_entry, prediction_function, signature, step_entry
 from keras_cvae.onnx_protocol import PREDICTION_INPUTS, PREDICTION_OUTPUT, STEP_OUTPUT
 from keras_cvae.tasks.pose.onnx_protocol import STEP_INPUTS, STEP_PROTOCOL, run_step_onnx
 
@@ -54,22 +54,14 @@ def step_rollout(session, inputs):
 def metadata_entries(config):
     """The pose entries of metadata.json: the prediction and the step."""
     prediction_shapes, step_shapes = pose_shapes(config)
-    return {
-        "prediction": {
-            "saved_model_signature": "serving_default",
-            "inputs": describe({name: prediction_shapes[name] for name in PREDICTION_INPUTS}),
-            "outputs": describe({PREDICTION_OUTPUT: prediction_shapes[PREDICTION_OUTPUT]}),
-            "context": "the first frame x_0 in [0, 1], RGB, height x width x channels",
-            "conditions": "pose-label images p_0..p_L-1 in [0, 1] (p_0 is not used)",
-            "noise": "z_1..z_L-1, standard normal (the prior is N(0, I))",
-        },
-        "step": {
-            "inputs": describe({name: step_shapes[name] for name in STEP_INPUTS}),
-            "outputs": describe({STEP_OUTPUT: step_shapes[STEP_OUTPUT]}),
-            "state": [],
-            "protocol": list(STEP_PROTOCOL),
-        },
+    notes = {
+        "context": "the first frame x_0 in [0, 1], RGB, height x width x channels",
+        "conditions": "pose-label images p_0..p_L-1 in [0, 1] (p_0 is not used)",
+        "noise": "z_1..z_L-1, standard normal (the prior is N(0, I))",
     }
+    step_inputs = {name: step_shapes[name] for name in STEP_INPUTS}
+    step = step_entry(step_inputs, {STEP_OUTPUT: step_shapes[STEP_OUTPUT]}, STEP_PROTOCOL)
+    return {"prediction": prediction_entry(prediction_shapes, **notes), "step": step}
 
 
 def export_graphs(model):

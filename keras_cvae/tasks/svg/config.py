@@ -1,11 +1,10 @@
 """Sizes of the SVG model (`SVGConfig`) and the named SVG presets."""
 
-import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
 
-from keras_cvae.config import Preset, TrainConfig, _check, _check_at_least, _from_dict
+from keras_cvae.config import DictConfig, Preset, TrainConfig, _check, _check_at_least
 
 CONDITION_DIM = 7  # 4 action values then 3 end-effector values, per frame.
 PRIORS = ("learned", "fixed")
@@ -14,7 +13,7 @@ CONDITIONINGS = ("concat", "cconv")
 
 
 @dataclass(frozen=True)
-class SVGConfig:
+class SVGConfig(DictConfig):
     """Sizes of the SVG model.
 
     Args:
@@ -105,14 +104,6 @@ class SVGConfig:
     def window_length(self) -> int:
         """Frames of a training window, n_past + n_future (a BAIR record holds 30)."""
         return self.n_past + self.n_future
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "SVGConfig":
-        return _from_dict(cls, values)
-
 
 
 def presets() -> dict:

@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_cvae.export.config import ExportError
-from keras_cvae.export.graphs import ExportGraphs, describe, prediction_function, signature
+from keras_cvae.export.graphs import ExportGraphs, prediction_entry, prediction_function, signature, step_entry
 from keras_cvae.onnx_protocol import NEXT_PREFIX, PREDICTION_INPUTS, PREDICTION_OUTPUT, STATE_PREFIX, STEP_OUTPUT
 from keras_cvae.tasks.svg.onnx_protocol import CONDITION_COLUMNS, IS_CONTEXT, STEP_INPUTS, STEP_PROTOCOL, run_step_onnx
 
@@ -133,23 +133,12 @@ def metadata_entries(model):
     shapes = prediction_shapes(model.config)
     step_inputs, step_outputs = step_shapes(model)
     return {
-        "prediction": {
-            "saved_model_signature": "serving_default",
-            "inputs": describe({name: shapes[name] for name in PREDICTION_INPUTS}),
-            "outputs": describe({PREDICTION_OUTPUT: shapes[PREDICTION_OUTPUT]}),
-            "context": "frames in [0, 1], RGB, height x width x channels",
-            "noise": "standard normal per future frame; zeros give the prior's mean path",
-        },
-        "step": {
-            "inputs": describe(step_inputs, {IS_CONTEXT: "bool"}),
-            "outputs": describe(step_outputs),
-            "state": [
-                {"input": name, "output": NEXT_PREFIX + name, "shape": shape, "initial": "zeros"}
-                for name, shape in step_inputs.items()
-                if name.startswith(STATE_PREFIX)
-            ],
-            "protocol": list(STEP_PROTOCOL),
-        },
+        "prediction": prediction_entry(
+            shapes,
+            context="frames in [0, 1], RGB, height x width x channels",
+            noise="standard normal per future frame; zeros give the prior's mean path",
+        ),
+        "step": step_entry(step_inputs, step_outputs, STEP_PROTOCOL, {IS_CONTEXT: "bool"}),
         "conditions": {
             "columns": list(CONDITION_COLUMNS),
             "normalisation": "inside the graphs: pass raw values; "
