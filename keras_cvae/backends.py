@@ -142,32 +142,57 @@ def _run_stateless(variables, values, function, *args):
 def train_step(model, *args):
     """One optimizer step of `model` (see `SVG.train_step`), in the backend's calling form.
 
-    The model provides `training_schedule()` -> (kl_anneal, tfr, teacher_forced: bool
-    tensor), `training_losses(batch, teacher_forced: Python bool, kl_anneal)` -> dict with
-    "loss", and `track(values)` -> logs. The two teacher-forcing branches are separate
-    traces, each differentiated on its own; only their gradients go through the conditional.
+    The model provides `schedules()` -> (kl_anneal, tfr), `training_schedule()` -> (kl_anneal,
+    tfr, teacher_forced: bool tensor, drawn from its random stream), `training_losses(batch,
+    teacher_forced: Python bool, kl_anneal)` -> dict with "loss", and `track(values)` -> logs.
+    Each teacher-forcing branch is a trace of its own, differentiated on its own. JAX picks
+    the branch inside the step; TensorFlow's host picks it (`tf_train_function`).
 
     Args:
         model: The model being trained.
-        *args: `(data,)` on TensorFlow, `(state, data)` on JAX.
+        *args: `(data, teacher_forced)` on TensorFlow, `(state, data)` on JAX.
     """
     if current_backend() == "jax":
         return _jax_train_step(model, *args)
     return _tf_train_step(model, *args)
 
 
-def _tf_train_step(model, data):
+def tf_train_function(model):
+    """The train function of a TensorFlow `fit`: each batch's teacher-forcing coin is drawn
+    on the host, which then runs the traced step of that branch (each traced when first used).
+
+    A choice inside the traced step would need a `tf.cond`, and TensorFlow cannot all-reduce
+    across replicas inside one (synchronised BatchNorm does). The coin is the one
+    `training_schedule` draws, from the model's random stream, so a resumed run goes on
+    drawing the same coins. With `steps_per_execution` above 1 a coin holds for as many
+    batches.
+
+    Args:
+        model: A compiled `ScheduledTraining` model on TensorFlow.
+    """
+    # Keras's `_make_function` wraps a step in the strategy's `run`, its reduction of the
+    # logs and the loop over `steps_per_execution` batches.
+    steps = {
+        teacher_forced: model._make_function(
+            lambda data, teacher_forced=teacher_forced: model.train_step(data, teacher_forced))
+        for teacher_forced in (True, False)
+    }
+
+    def train_function(iterator):
+        _, _, teacher_forced = model.training_schedule()
+        return steps[bool(teacher_forced)](iterator)
+
+    return train_function
+
+
+def _tf_train_step(model, data, teacher_forced):
     import tensorflow as tf
 
-    kl_anneal, tfr, teacher_forced = model.training_schedule()
-
-    def branch(teacher_forced):
-        with tf.GradientTape() as tape:
-            values = model.training_losses(data, teacher_forced, kl_anneal)
-            scaled_loss = model.optimizer.scale_loss(values["loss"])
-        return tape.gradient(scaled_loss, model.trainable_variables), values
-
-    gradients, values = ops.cond(teacher_forced, lambda: branch(True), lambda: branch(False))
+    kl_anneal, tfr = model.schedules()
+    with tf.GradientTape() as tape:
+        values = model.training_losses(data, teacher_forced, kl_anneal)
+        scaled_loss = model.optimizer.scale_loss(values["loss"])
+    gradients = tape.gradient(scaled_loss, model.trainable_variables)
     model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
     return model.track({**values, "kl_anneal": kl_anneal, "tfr": tfr})
 

@@ -65,23 +65,37 @@ class ScheduledTraining:
     def metrics(self):
         return list(self.trackers.values())
 
-    def training_schedule(self):
-        """(KL weight, teacher-forcing ratio, teacher-forcing coin) at the current step.
+    def schedules(self):
+        """(KL weight, teacher-forcing ratio) at the current step.
 
-        Read from `optimizer.iterations` (through `schedule_clock`) inside the step, so a
-        compiled step sees the current step on both backends and a resumed run continues
-        its schedules. One coin per batch: with probability tfr every step is fed the
-        ground-truth previous frame.
+        Read from `optimizer.iterations` (through `schedule_clock`), so a compiled step sees
+        the current step on both backends and a resumed run continues its schedules.
         """
         clock = self.schedule_clock
         step = clock[0] + clock[1] * keras.ops.cast(self.optimizer.iterations, "float32")
-        tfr = self.teacher_forcing(step)
+        return self.kl_annealing(step), self.teacher_forcing(step)
+
+    def training_schedule(self):
+        """(KL weight, teacher-forcing ratio, teacher-forcing coin) at the current step.
+
+        One coin per batch, drawn from the steps' random stream (saved with checkpoints):
+        with probability tfr every step of the batch is fed the ground-truth previous frame.
+        """
+        kl_anneal, tfr = self.schedules()
         coin = keras.random.uniform((), seed=self.seed_generator)
-        return self.kl_annealing(step), tfr, coin < tfr
+        return kl_anneal, tfr, coin < tfr
 
     def train_step(self, *args):
         """One optimizer step; see `backends.train_step`."""
         return backends.train_step(self, *args)
+
+    def make_train_function(self, force=False):
+        """Keras's train function; on TensorFlow, `backends.tf_train_function`."""
+        if backends.current_backend() == "jax":
+            return super().make_train_function(force)
+        if self.train_function is None or force:
+            self.train_function = backends.tf_train_function(self)
+        return self.train_function
 
     def test_step(self, *args):
         """One validation step; see `backends.test_step`."""
