@@ -11,13 +11,16 @@ matter to a recurrent video model, and each is handled here once:
   stateless: the trainer hands the step the variables' values and wants new values back.
 - Compiled inference. `tf.function` of the model versus `jax.jit` of a function of the
   variable values (jitting the stateful model would bake its weights in as constants).
-- Data parallelism, JAX only: `keras.distribution.DataParallel` is one program over the
-  sharded global batch, on the devices of one process or of several (`distributed`), so
-  BatchNorm sees the global batch and a step equals the single-device step (see
-  `data_parallel` for why TensorFlow is left out).
+- Data parallelism. JAX's `keras.distribution.DataParallel` is one program over the
+  sharded global batch, on the devices of one process or of several (`distributed`).
+  TensorFlow's `MirroredStrategy` runs one copy of the step per device of one process on
+  its share of the batch; what the single-device step computes over the whole batch is
+  synchronised across the copies (see `data_parallel`). Either way a step equals the
+  single-device step over the global batch.
 """
 
 import contextlib
+import functools
 
 import keras
 from keras import ops
@@ -48,11 +51,13 @@ def _pack(structure, flat):
 
 
 # ---------------------------------------------------------------------- the loop
-def scan(step, init, xs, keep, layer):
+def scan(step, init, xs, keep, layer, synchronised=False):
     """Runs `carry = step(carry, x)` over the leading axis of `xs` in one symbolic loop.
 
     The loop body is traced once, so a graph (and its XLA compile) holds the layers of the
     step once whatever the number of steps, and the loop is differentiable on both backends.
+    A step that all-reduces across TensorFlow replicas is unrolled instead: TensorFlow
+    cannot synchronise replicas inside a loop.
 
     Args:
         step: Function (carry, x) -> new carry, over nested structures of tensors. The new
@@ -61,13 +66,26 @@ def scan(step, init, xs, keep, layer):
         xs: Nested structure of tensors [steps, ...] (the number of steps is static).
         keep: Function of a carry returning the part of it to stack over steps.
         layer: The layer (or model) whose variables `step` reads and may assign.
+        synchronised: Whether `step` synchronises replicas when there are several (BatchNorm
+            in training mode, see `layers.vgg.batch_norm`).
 
     Returns:
         (final carry, `keep(carry)` after every step, stacked on a new leading axis).
     """
     if current_backend() == "jax":
         return _jax_scan(step, init, xs, keep, layer)
+    if synchronised and replicas() > 1:
+        return _unrolled_scan(step, init, xs, keep)
     return _tf_scan(step, init, xs, keep)
+
+
+def _unrolled_scan(step, init, xs, keep):
+    flat_xs = _flatten(xs)
+    carry, kept = init, []
+    for index in range(int(flat_xs[0].shape[0])):
+        carry = step(carry, _pack(xs, [x[index] for x in flat_xs]))
+        kept.append(_flatten(keep(carry)))
+    return carry, _pack(keep(init), [ops.stack(ys, axis=0) for ys in zip(*kept)])
 
 
 def _tf_scan(step, init, xs, keep):
@@ -191,10 +209,36 @@ def _tf_train_step(model, data, teacher_forced):
     kl_anneal, tfr = model.schedules()
     with tf.GradientTape() as tape:
         values = model.training_losses(data, teacher_forced, kl_anneal)
-        scaled_loss = model.optimizer.scale_loss(values["loss"])
+        # A replica's loss is the mean over its share of the batch and the optimizer sums
+        # the replicas' gradients: divided by the replicas, the sum is the gradient of the
+        # mean over the global batch.
+        loss = values["loss"] / replicas()
+        scaled_loss = model.optimizer.scale_loss(loss)
     gradients = tape.gradient(scaled_loss, model.trainable_variables)
-    model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+    model.optimizer.apply_gradients(zip(_clipped_as_one(model.optimizer, gradients), model.trainable_variables))
     return model.track({**values, "kl_anneal": kl_anneal, "tfr": tfr})
+
+
+def _clipped_as_one(optimizer, gradients):
+    """A replica's gradients, clipped by the global norm of all replicas' gradients together.
+
+    Keras clips each replica's gradients before it sums them; with `global_clipnorm` and
+    several replicas the sum is taken here instead, clipped as the single-device step clips
+    it, and handed on in equal shares: each share's norm is at most `global_clipnorm` divided
+    by the replicas, which the optimizer's own clipping leaves as it is (to rounding), and
+    the optimizer's sum of the shares is the clipped sum.
+    """
+    import tensorflow as tf
+
+    clip = getattr(optimizer, "inner_optimizer", optimizer).global_clipnorm
+    count = replicas()
+    if not clip or count == 1:
+        return gradients
+    total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    # Under mixed precision the gradients are those of the scaled loss; the norm is not.
+    norm = tf.linalg.global_norm(total) / optimizer.scale_loss(tf.constant(1.0))
+    factor = clip * ops.minimum(1.0 / norm, 1.0 / clip) / count
+    return [gradient * ops.cast(factor, gradient.dtype) for gradient in total]
 
 
 def _jax_train_step(model, state, data):
@@ -414,34 +458,84 @@ def _devices(count):
     return chosen
 
 
+@functools.cache
+def _mirrored_strategy(count):
+    """A `MirroredStrategy` over the first `count` GPUs, or the first `count` logical CPU
+    devices where there is no GPU; one per process and count: strategies made apart number
+    their collective operations alike, which the runtime then mismatches."""
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    names = [device.name for device in devices]
+    if count > len(names):
+        raise ValueError(f"devices (--devices) {count}: only {len(names)} found ({', '.join(names)})")
+    return tf.distribute.MirroredStrategy(names[:count])
+
+
+def replicas() -> int:
+    """The copies of the step that each compute a share of the batch: the devices of a
+    TensorFlow `data_parallel` block, else 1 (JAX's step is one program over all devices)."""
+    if current_backend() == "jax":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def batch_noise(shape, seed):
+    """Standard normal noise for a batch, the same for its rows however the batch is split.
+
+    A TensorFlow replica holds consecutive rows of the global batch; it draws the noise of
+    the global batch and keeps its own rows. Drawn as rows of its share alone, every replica
+    would draw the same noise.
+
+    Args:
+        shape: [batch, ...]; `batch` the rows this replica holds.
+        seed: The model's `keras.random.SeedGenerator`.
+    """
+    if replicas() == 1:
+        return keras.random.normal(shape, seed=seed)
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None:  # outside the step: the rows of the whole batch
+        return keras.random.normal(shape, seed=seed)
+    rows, rest = shape[0], tuple(shape[1:])
+    noise = keras.random.normal((rows * context.num_replicas_in_sync, *rest), seed=seed)
+    first = context.replica_id_in_sync_group * rows
+    return noise[first : first + rows]
+
+
 @contextlib.contextmanager
 def data_parallel(count):
     """Within the block, models built, compiled and fitted split each batch over `count`
-    devices of every process (`keras.distribution.DataParallel`); a step equals the
-    single-device step over the global batch.
+    devices of every process; a step equals the single-device step over the global batch.
 
-    With several processes (`distributed`), each feeds its own share of every batch
+    On JAX, `keras.distribution.DataParallel`: one program over the sharded batch. With
+    several processes (`distributed`), each feeds its own share of every batch
     (`data.shards`), which Keras joins into the global batch without sharding it again.
 
-    TensorFlow is left out: a `MirroredStrategy` replica normalises its share of the batch
-    alone unless BatchNorm is synchronised, and TensorFlow forbids that cross-replica sync
-    inside the `tf.cond` that picks the teacher-forcing branch of each step; running both
-    branches would double the cost of every step. TensorFlow cannot use this project's
-    GPU machines anyway; JAX can.
+    On TensorFlow, a `MirroredStrategy` over the first `count` GPUs (else logical CPU
+    devices) of this one process: each device runs the step on its share. What the
+    single-device step computes over the whole batch is synchronised: the gradients (summed,
+    then clipped by the norm of the sum), BatchNorm's batch statistics (`layers.vgg.batch_norm`,
+    whose loops are unrolled: see `scan`) and the noise (`batch_noise`); the teacher-forcing
+    coin is drawn once per batch on the host (`tf_train_function`).
 
     Args:
         count: Devices of each process; 1 in a single process is a plain single-device run
             (any backend).
 
     Raises:
-        ValueError: More devices than there are, or `count > 1` on TensorFlow.
+        ValueError: More devices than there are.
     """
     if count == 1 and _process_count() == 1:
         yield
         return
     if current_backend() != "jax":
-        raise ValueError(f"devices (--devices) {count}: training on several devices needs the JAX "
-                         "backend (--backend jax); see keras_cvae.backends.data_parallel")
+        with _mirrored_strategy(count).scope():
+            yield
+        return
     distribution = keras.distribution.DataParallel(devices=_devices(count), auto_shard_dataset=False)
     with distribution.scope():
         yield

@@ -126,8 +126,8 @@ class ScheduledTraining:
         frames = ops.cast(inputs["frames"], "float32")
         n_past = self.config.n_past
         horizon = frames.shape[1] - n_past
-        noise = keras.random.normal((ops.shape(frames)[0], horizon, *self.config.latent_shape),
-                                    seed=self.seed_generator)
+        noise = backends.batch_noise((ops.shape(frames)[0], horizon, *self.config.latent_shape),
+                                     self.seed_generator)
         predictions = self({"context": frames[:, :n_past], "conditions": inputs["conditions"], "noise": noise})
         future = frames[:, n_past:]
         copy_last = ops.repeat(frames[:, n_past - 1 : n_past], horizon, axis=1)

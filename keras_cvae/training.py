@@ -61,9 +61,9 @@ class TrainingJob:
             recorded in run.json, else the default). With "numpy" a resumed run continues
             the exact data stream of an uninterrupted one.
         devices: Devices of each process each batch is split over (data parallelism, see
-            `backends.data_parallel`, JAX only); None: every GPU of the process on JAX,
-            else 1. With several processes (`distributed`) `train.batch_size` is the global
-            batch, split over the devices of all of them.
+            `backends.data_parallel`); None: every GPU of the process on JAX, else 1.
+            With several processes (`distributed`) `train.batch_size` is the global batch,
+            split over the devices of all of them.
         task: The name of the run's task (see `keras_cvae.tasks`); a resumed run keeps its own.
         time_limit_minutes: Train for this many minutes (counted from the call of `train`)
             instead of `train.epochs`: the run stops at the last epoch that fits, with the
@@ -276,11 +276,12 @@ def compile_model(model, train_config: TrainConfig):
 def _uses_xla(train_config: TrainConfig) -> bool:
     """Whether the steps compile with XLA: always on JAX (it has no graph mode but XLA;
     uncompiled, it re-traces every loop at every step); on TensorFlow where the config
-    asks for it and a GPU is there (TensorFlow's XLA on a CPU runs these steps tens of
-    times slower than its graph mode)."""
+    asks for it, a GPU is there (TensorFlow's XLA on a CPU runs these steps tens of times
+    slower than its graph mode) and the step runs on one device (an XLA-compiled step of
+    a `MirroredStrategy` cannot reach the other devices' copies of the variables)."""
     if keras.backend.backend() == "jax":
         return True
-    return train_config.jit_compile and backends.accelerator_present()
+    return train_config.jit_compile and backends.accelerator_present() and backends.replicas() == 1
 
 
 def _tensorboard(log_dir):

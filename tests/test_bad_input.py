@@ -434,7 +434,7 @@ CORPUS = {
         f"{a_file(tmp_path)} is a file")),
     "train --backup-every -1": ("train", train_flag("--backup-every", "-1")),
     "train --devices 0": ("train", train_flag("--devices", "0")),
-    "train --devices 2 on TensorFlow": ("train", train_flag("--devices", "2")),
+    "train --devices 2, more than there are": ("train", train_flag("--devices", "2")),
     "train --resume missing folder": ("train", lambda tmp_path, run: (
         ["--resume", str(tmp_path / "nowhere")], str(tmp_path / "nowhere"))),
     "train --resume changing --kl": ("train", lambda tmp_path, run: (

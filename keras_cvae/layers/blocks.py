@@ -4,6 +4,7 @@ blocks (plain or Choi et al.'s conditional convolution) and nearest-neighbour up
 import keras
 from keras import layers, ops
 
+from keras_cvae import backends
 from keras_cvae.serialization import PACKAGE
 
 
@@ -13,11 +14,17 @@ def conv_initializer():
 
 
 def batch_norm():
-    """BatchNorm with gamma ~ N(1, 0.02), as the reference initialises it."""
+    """BatchNorm with gamma ~ N(1, 0.02), as the reference initialises it.
+
+    Built within a TensorFlow `backends.data_parallel` block it normalises with the
+    statistics of the global batch, all-reduced across the replicas; elsewhere with those
+    of the batch it sees (on JAX, the global batch).
+    """
     return layers.BatchNormalization(
         momentum=0.9,
         epsilon=1e-5,
         gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
+        synchronized=backends.replicas() > 1,
     )
 
 

@@ -115,7 +115,9 @@ class PoseCVAE(ScheduledTraining, keras.Model):
         def body(frame, x):
             return self.step(frame, x["label"], x["latent"], training)
 
-        _, frames = backends.scan(body, ops.cast(first_frame, "float32"), xs, lambda frame: frame, self)
+        _, frames = backends.scan(
+            body, ops.cast(first_frame, "float32"), xs, lambda frame: frame, self, synchronised=training
+        )
         return ops.moveaxis(frames, 0, 1)
 
     def call(self, inputs, training=False):
@@ -156,7 +158,7 @@ class PoseCVAE(ScheduledTraining, keras.Model):
         """
         frames, labels = ops.cast(frames, "float32"), ops.cast(labels, "float32")
         mean, log_variance = self.posterior_moments(frames[:, 1:], labels[:, 1:], training)
-        noise = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+        noise = backends.batch_noise(ops.shape(mean), self.seed_generator)
         latents = reparameterize(mean, log_variance, noise)
         if teacher_forced:
             predictions = self.step(_flat(frames[:, :-1]), _flat(labels[:, 1:]), _flat(latents), training)

@@ -329,7 +329,7 @@ class SVG(ScheduledTraining, keras.Model):
             return {"frame": prediction, "prior": prior, "state": state}
 
         _, (frames, (means, log_variances)) = backends.scan(
-            body, init, xs, lambda carry: (carry["frame"], carry["prior"]), self
+            body, init, xs, lambda carry: (carry["frame"], carry["prior"]), self, synchronised=training
         )
         return time_major(frames), (time_major(means), time_major(log_variances))
 
@@ -406,7 +406,7 @@ class SVG(ScheduledTraining, keras.Model):
         """
         mean, log_variance = self.posterior_sequence(codes[:, 1:], condition_pairs, training)
         batch, steps = ops.shape(codes)[0], condition_pairs.shape[1]
-        noise = keras.random.normal((batch, steps, self.config.noise_dim), seed=self.seed_generator)
+        noise = backends.batch_noise((batch, steps, self.config.noise_dim), self.seed_generator)
         z_dim = self.config.z_dim
         latents = reparameterize(mean, log_variance, noise[..., :z_dim])
         if self.hierarchy is None:
