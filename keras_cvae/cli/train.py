@@ -77,9 +77,10 @@ def parse_args(argv=None):
                         "records the plan). With --resume: a new budget for the rest of the "
                         "run (default: off)")
     parser.add_argument("--devices", type=int, default=None,
-                        help="devices of each process each batch is split over (data parallelism, "
-                        "JAX only: keras.distribution.DataParallel); the batch size must be a "
-                        "multiple of all of them (default: every GPU of the host on JAX, else 1)")
+                        help="devices of each process each batch is split over (data parallelism: "
+                        "keras.distribution.DataParallel on JAX, tf.distribute.MirroredStrategy on "
+                        "TensorFlow); the batch size must be a multiple of all of them (default: "
+                        "every GPU of the host on JAX, else 1)")
     parser.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                         help="several processes (JAX only): where process 0 serves JAX's coordination "
                         "service, reachable from every process: the first host's name or address and "
