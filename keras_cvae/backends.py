@@ -67,7 +67,7 @@ def scan(step, init, xs, keep, layer, synchronised=False):
         keep: Function of a carry returning the part of it to stack over steps.
         layer: The layer (or model) whose variables `step` reads and may assign.
         synchronised: Whether `step` synchronises replicas when there are several (BatchNorm
-            in training mode, see `layers.vgg.batch_norm`).
+            in training mode, see `layers.blocks.batch_norm`).
 
     Returns:
         (final carry, `keep(carry)` after every step, stacked on a new leading axis).
@@ -518,7 +518,7 @@ def data_parallel(count):
     On TensorFlow, a `MirroredStrategy` over the first `count` GPUs (else logical CPU
     devices) of this one process: each device runs the step on its share. What the
     single-device step computes over the whole batch is synchronised: the gradients (summed,
-    then clipped by the norm of the sum), BatchNorm's batch statistics (`layers.vgg.batch_norm`,
+    then clipped by the norm of the sum), BatchNorm's batch statistics (`layers.blocks.batch_norm`,
     whose loops are unrolled: see `scan`) and the noise (`batch_noise`); the teacher-forcing
     coin is drawn once per batch on the host (`tf_train_function`).
 

@@ -68,10 +68,10 @@ TWO_STEPS_ON_1_AND_2_DEVICES_TENSORFLOW = textwrap.dedent("""
     sys.path.insert(0, TESTS)
     from model_weights import randomize_weights
     from keras_cvae import backends
-    from keras_cvae.config import get_preset
-    from keras_cvae.model import SVG
-    from keras_cvae.pose_config import pose_presets
-    from keras_cvae.pose_model import PoseCVAE
+    from keras_cvae.tasks.pose.config import pose_presets
+    from keras_cvae.tasks.pose.model import PoseCVAE
+    from keras_cvae.tasks.svg.config import get_preset
+    from keras_cvae.tasks.svg.model import SVG
     from keras_cvae.schedules import TeacherForcing
 
     def two_steps(build, initial, data, devices, clip_norm):
