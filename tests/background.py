@@ -5,7 +5,8 @@ ones whose tests are selected as soon as the tests are collected, moves those te
 the end, and every other test overlaps them:
 
 - the JAX re-run of the `jax`-marked tests (several minutes on 2 cores);
-- the GPU session's rehearsal (`benchmarks/gpu_session.sh rehearse`, about two minutes).
+- the GPU session's rehearsal (`benchmarks/gpu_session.sh rehearse`, about two minutes);
+- TensorFlow's steps on 2 and on 1 devices (`tensorflow_two_devices.py`, about a minute).
 """
 
 import os
@@ -83,9 +84,16 @@ def start_rehearsal() -> BackgroundRun:
                   scratch)
 
 
-# The test that waits for each run: its starter.
+def start_tensorflow_two_devices() -> BackgroundRun:
+    """tests/tensorflow_two_devices.py: two steps on 2 and on 1 TensorFlow devices."""
+    return _start([sys.executable, str(ROOT / "tests" / "tensorflow_two_devices.py")],
+                  {"KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}, _scratch())
+
+
+# The test that waits for each run (by its name without parameters): its starter.
 STARTERS = {"test_marked_tests_pass_on_jax": start_jax_rerun,
-            "test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model": start_rehearsal}
+            "test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model": start_rehearsal,
+            "test_two_steps_on_two_tensorflow_devices_equal_one_device": start_tensorflow_two_devices}
 
 
 def finish(run: BackgroundRun, timeout: float) -> tuple:

@@ -72,10 +72,11 @@ def write_run():
 def pytest_collection_modifyitems(session, config, items):
     """Starts the background run of every selected test that waits for one, and moves
     those tests to the end, so the runs overlap every other test."""
-    waiting = [item for item in items if item.name in background.STARTERS]
+    waiting = [item for item in items if item.originalname in background.STARTERS]
     if waiting:
-        items[:] = [item for item in items if item.name not in background.STARTERS] + waiting
-        config.stash[BACKGROUND] = {item.name: background.STARTERS[item.name]() for item in waiting}
+        items[:] = [item for item in items if item.originalname not in background.STARTERS] + waiting
+        names = dict.fromkeys(item.originalname for item in waiting)  # one run for all parameters
+        config.stash[BACKGROUND] = {name: background.STARTERS[name]() for name in names}
 
 
 def pytest_unconfigure(config):
@@ -86,4 +87,4 @@ def pytest_unconfigure(config):
 @pytest.fixture
 def background_run(request):
     """The background run of the requesting test, started at collection."""
-    return request.config.stash[BACKGROUND][request.node.name]
+    return request.config.stash[BACKGROUND][request.node.originalname]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import background
 from background import quick_jax_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,84 +51,8 @@ ONE_STEP_ON_1_AND_2_DEVICES = textwrap.dedent("""
                       "loss": [float(single_logs["loss"]), float(split_logs["loss"])]}))
 """)
 
-# TensorFlow's devices are fixed before it starts: 2 logical CPU devices, set in the process.
-# Two steps of each model on 1 and on 2 devices: the first teacher-forced (tfr 1), the second
-# fed its own predictions (tfr 0). The optimizer is plain SGD, so that a weight moves by its
-# gradient: Adam moves every weight by about its learning rate whatever the gradient's size,
-# so a gradient that is rounding error alone (the bias of a convolution before BatchNorm)
-# moves its weight as far as any other. Weights larger than the initial ones make the noise
-# drawn in the step matter to the gradients.
-TWO_STEPS_ON_1_AND_2_DEVICES_TENSORFLOW = textwrap.dedent("""
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-
-    import json, sys, time
-    import keras, numpy as np
-    sys.path.insert(0, TESTS)
-    from model_weights import randomize_weights
-    from keras_cvae import backends
-    from keras_cvae.tasks.pose.config import pose_presets
-    from keras_cvae.tasks.pose.model import PoseCVAE
-    from keras_cvae.tasks.svg.config import get_preset
-    from keras_cvae.tasks.svg.model import SVG
-    from keras_cvae.schedules import TeacherForcing
-
-    def two_steps(build, initial, data, devices, clip_norm):
-        logs = []
-        with backends.data_parallel(devices):
-            model = build()
-            model.set_weights(initial)
-            model.compile(keras.optimizers.SGD(0.01, global_clipnorm=clip_norm), jit_compile=False,
-                          teacher_forcing=TeacherForcing(ratio=1.0, start_decay_epoch=1, decay_step=1.0))
-            model.fit(data, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[
-                keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs=None, out=logs: out.append(
-                    {name: float(logs[name]) for name in ("loss", "tfr")}))])
-            trainable = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
-            statistics = [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables
-                          if "moving_" in v.path]
-            return {"trainable": trainable, "statistics": statistics, "logs": logs,
-                    "random_state": keras.ops.convert_to_numpy(model.seed_generator.state).tolist()}
-
-    def compare(build, frames, conditions, clip_norm=None):
-        started = time.monotonic()
-        keras.utils.set_random_seed(0)
-        model = build()
-        randomize_weights(model, seed=1)
-        initial = model.get_weights()
-        before = {"trainable": [keras.ops.convert_to_numpy(v) for v in model.trainable_variables],
-                  "statistics": [keras.ops.convert_to_numpy(v) for v in model.non_trainable_variables
-                                 if "moving_" in v.path]}
-        rng = np.random.default_rng(0)
-        data = {"frames": rng.random((8, *frames), dtype=np.float32),
-                "conditions": rng.random((8, *conditions), dtype=np.float32)}
-        one, two = (two_steps(build, initial, data, devices, clip_norm) for devices in (1, 2))
-        figures = {"logs": [one["logs"], two["logs"]],
-                   "same_random_state": one["random_state"] == two["random_state"]}
-        for kind in ("trainable", "statistics"):
-            figures[kind] = {
-                "changed": max(float(np.max(np.abs(a - b))) for a, b in zip(one[kind], before[kind])),
-                "difference": max(float(np.max(np.abs(a - b))) for a, b in zip(one[kind], two[kind])),
-            }
-        figures["seconds"] = time.monotonic() - started
-        return figures
-
-    svg = get_preset("tiny").model
-    pose = pose_presets()["pose-tiny"].model
-    print(json.dumps({
-        "svg": compare(lambda: SVG(svg, seed=0), (svg.window_length, 64, 64, 3), (svg.window_length, 7)),
-        # Clipped, at a norm its gradients exceed.
-        "pose": compare(lambda: PoseCVAE(pose, seed=0), (pose.window_length, *pose.frame_shape),
-                        (pose.window_length, *pose.frame_shape), clip_norm=0.05),
-    }))
-""")
-
-
-def run_on_two_devices(script, backend):
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2",
-           **quick_jax_env(devices=2)}
-    script = f"TESTS = {str(ROOT / 'tests')!r}\n{script}"
+def run_on_two_jax_devices(script):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT), **quick_jax_env(devices=2)}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -137,7 +62,7 @@ def run_on_two_devices(script, backend):
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "jax",
                     reason="runs in the background JAX run, overlapping the TensorFlow tests")
 def test_one_step_on_two_devices_equals_one_device():
-    figures = run_on_two_devices(ONE_STEP_ON_1_AND_2_DEVICES, "jax")
+    figures = run_on_two_jax_devices(ONE_STEP_ON_1_AND_2_DEVICES)
     assert figures["changed"] > 1e-4  # the step did move the weights
     assert figures["difference"] <= 1e-5, figures
     assert figures["loss"][0] == pytest.approx(figures["loss"][1], rel=1e-5)
@@ -167,9 +92,12 @@ def test_two_steps_on_two_tensorflow_devices_equal_one_device(two_tensorflow_dev
         assert figures[kind]["difference"] <= tolerance * figures[kind]["changed"], (kind, figures)
 
 
-@pytest.fixture(scope="module")
-def two_tensorflow_devices():
-    return run_on_two_devices(TWO_STEPS_ON_1_AND_2_DEVICES_TENSORFLOW, "tensorflow")
+@pytest.fixture
+def two_tensorflow_devices(background_run):
+    """The figures of tests/tensorflow_two_devices.py, started in the background at collection."""
+    status, output = background.finish(background_run, timeout=900)
+    assert status == 0, output[-3000:]
+    return json.loads(output.strip().splitlines()[-1])
 
 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND") == "jax", reason="TensorFlow's devices")
