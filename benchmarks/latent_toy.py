@@ -7,6 +7,7 @@ per latent dimension and rollout step over training, and the per-frame plot with
 samples' diversity.
 
     python benchmarks/latent_toy.py --minutes 15 --free-bits 1
+    python benchmarks/latent_toy.py --minutes 15 -- --tfr-decay-step 0   # more train.py flags
 """
 
 import argparse
@@ -41,11 +42,13 @@ def main(argv=None):
     parser.add_argument("--kl", default="none", help="train.py --kl (default: none)")
     parser.add_argument("--samples", type=int, default=10, help="samples per test sequence (default: 10)")
     parser.add_argument("--out", default="benchmarks/results/latent-toy", help="folder of the kept files")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, train_args = parser.parse_args(argv[:split]), argv[split + 1:]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "run"
         run("scripts/train.py", "--preset", "small", "--data", "bouncing", "--kl", args.kl,
-            "--free-bits", str(args.free_bits), "--time-limit", str(args.minutes), "--out", str(folder), "--verbose", "2")
+            "--free-bits", str(args.free_bits), "--time-limit", str(args.minutes), "--out", str(folder), "--verbose", "2", *train_args)
         run("scripts/evaluate.py", "--run", str(folder), "--samples", str(args.samples),
             "--gif-sequences", str(SEQUENCE), "--quiet")
         out = ROOT / args.out
@@ -70,7 +73,8 @@ def main(argv=None):
     }
     print(json.dumps(results, indent=2))
     write_results(out / "summary.json", "the latent on the bouncing toy: small preset, CPU time budget", results,
-                  minutes=args.minutes, free_bits=args.free_bits, kl=args.kl, samples=args.samples)
+                  minutes=args.minutes, free_bits=args.free_bits, kl=args.kl, samples=args.samples,
+                  train_args=train_args)
     return 0
 
 
