@@ -90,12 +90,10 @@ def start_tensorflow_two_devices() -> BackgroundRun:
                   {"KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}, _scratch())
 
 
-# The tests that wait for a run (by their names without parameters): its starter. Tests
-# that share a starter share its run.
+# The test that waits for each run (by its name without parameters): its starter.
 STARTERS = {"test_marked_tests_pass_on_jax": start_jax_rerun,
             "test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model": start_rehearsal,
-            "test_two_steps_on_two_tensorflow_devices_equal_one_device": start_tensorflow_two_devices,
-            "test_the_training_command_trains_on_two_tensorflow_devices": start_tensorflow_two_devices}
+            "test_two_steps_on_two_tensorflow_devices_equal_one_device": start_tensorflow_two_devices}
 
 
 def finish(run: BackgroundRun, timeout: float) -> tuple:

@@ -75,11 +75,8 @@ def pytest_collection_modifyitems(session, config, items):
     waiting = [item for item in items if item.originalname in background.STARTERS]
     if waiting:
         items[:] = [item for item in items if item.originalname not in background.STARTERS] + waiting
-        runs = {}  # one run per starter, whatever the tests and parameters waiting for it
-        for starter in dict.fromkeys(background.STARTERS[item.originalname] for item in waiting):
-            runs[starter] = starter()
-        config.stash[BACKGROUND] = {item.originalname: runs[background.STARTERS[item.originalname]]
-                                    for item in waiting}
+        names = dict.fromkeys(item.originalname for item in waiting)  # one run for all parameters
+        config.stash[BACKGROUND] = {name: background.STARTERS[name]() for name in names}
 
 
 def pytest_unconfigure(config):

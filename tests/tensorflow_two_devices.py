@@ -1,6 +1,5 @@
 """Two training steps of the tiny SVG and pose models on 1 and on 2 TensorFlow devices
-(2 logical CPU devices, set before TensorFlow starts), then the training command with
-`--devices 2` on a small generated dataset; printed as JSON on the last line.
+(2 logical CPU devices, set before TensorFlow starts), printed as JSON on the last line.
 
     KERAS_BACKEND=tensorflow python tests/tensorflow_two_devices.py
 
@@ -12,9 +11,7 @@ Weights larger than the initial ones make the noise drawn in the step matter to 
 """
 
 import json
-import tempfile
 import time
-from pathlib import Path
 
 import tensorflow as tf
 
@@ -27,8 +24,6 @@ import numpy as np  # noqa: E402
 from model_weights import randomize_weights  # noqa: E402
 
 from keras_cvae import backends  # noqa: E402
-from keras_cvae.cli import train  # noqa: E402
-from keras_cvae.data.generate import write_generated_dataset  # noqa: E402
 from keras_cvae.schedules import TeacherForcing  # noqa: E402
 from keras_cvae.tasks.pose.config import pose_presets  # noqa: E402
 from keras_cvae.tasks.pose.model import PoseCVAE  # noqa: E402
@@ -81,21 +76,6 @@ def compare(build, frames, conditions, clip_norm=None) -> dict:
     return figures
 
 
-def training_command() -> dict:
-    """`train.py --devices 2` for 1 epoch of 2 steps: its exit status and what its run recorded."""
-    with tempfile.TemporaryDirectory() as scratch:
-        data = write_generated_dataset(Path(scratch) / "data", n_train=258, n_test=1, seed=0, workers=1,
-                                       progress=False, world="bouncing")
-        out = Path(scratch) / "run"
-        code = train.main(["--backend", "tensorflow", "--devices", "2", "--preset", "tiny", "--data", str(data),
-                           "--out", str(out), "--epochs", "1", "--steps-per-epoch", "2", "--validation-steps", "1",
-                           "--batch-size", "4", "--verbose", "0"])
-        run = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
-        return {"code": code, "devices": run.get("devices"), "epochs_done": run.get("epochs_done"),
-                "model_saved": (out / "model.keras").exists(),
-                "log_rows": len((out / "log.csv").read_text().splitlines()) - 1 if (out / "log.csv").exists() else 0}
-
-
 def main():
     svg = get_preset("tiny").model
     pose = pose_presets()["pose-tiny"].model
@@ -104,7 +84,6 @@ def main():
         # Clipped, at a norm its gradients exceed.
         "pose": compare(lambda: PoseCVAE(pose, seed=0), (pose.window_length, *pose.frame_shape),
                         (pose.window_length, *pose.frame_shape), clip_norm=0.05),
-        "command": training_command(),
     }))
 
 

@@ -92,12 +92,6 @@ def test_two_steps_on_two_tensorflow_devices_equal_one_device(two_tensorflow_dev
         assert figures[kind]["difference"] <= tolerance * figures[kind]["changed"], (kind, figures)
 
 
-@pytest.mark.skipif(os.environ.get("KERAS_BACKEND") == "jax", reason="TensorFlow's MirroredStrategy")
-def test_the_training_command_trains_on_two_tensorflow_devices(two_tensorflow_devices):
-    assert two_tensorflow_devices["command"] == {"code": 0, "devices": 2, "epochs_done": 1, "model_saved": True,
-                                                 "log_rows": 1}
-
-
 @pytest.fixture
 def two_tensorflow_devices(background_run):
     """The figures of tests/tensorflow_two_devices.py, started in the background at collection."""
