@@ -1,11 +1,13 @@
 """A stochastic toy: one disc bouncing around a dark square, changing direction at random.
 
-The past does not determine its future. The disc keeps its speed, but at every step it
-may turn to a new random direction (probability `turn_probability`), and when it hits a
-wall it leaves at a random angle into the room rather than the mirrored one. Two frames
-of context give its position and velocity; what it does after the next random turn is
-exactly what SVG's latent z_t has to carry. It plays the role Stochastic Moving MNIST
-plays in the SVG paper.
+The past does not determine its future. The disc keeps its speed and moves along one of
+a few headings (by default the four diagonals); at every step it may turn to another
+heading drawn at random (probability `turn_probability`), and when it hits a wall it
+leaves along a random heading into the room rather than the mirrored one. Two frames of
+context give its position and velocity; which heading it takes at the next random turn
+is exactly what SVG's latent z_t has to carry. As in Stochastic Moving MNIST, which this
+toy stands in for as in the SVG paper, the outcomes of a turn are few, so a handful of
+samples can cover them and best-of-N measures whether the latent picks among them.
 
 Sequences have the layout of the BAIR records, so every reader, pipeline and model of
 the pushing data works on them unchanged:
@@ -41,7 +43,9 @@ class BouncingConfig:
         size: Height and width of a frame in pixels.
         radius: Radius of the disc in pixels.
         speed: Distance the disc moves per frame, in pixels.
-        turn_probability: Chance per step of turning to a new, uniformly random direction.
+        headings: Directions the disc can move in, evenly spaced and offset by half a
+            spacing from the axes (4: the diagonals).
+        turn_probability: Chance per step of turning to another heading, drawn uniformly.
         background: Grey level of the background, 0..255.
     """
 
@@ -49,21 +53,26 @@ class BouncingConfig:
     size: int = bair.IMAGE_SIZE
     radius: float = 7.0
     speed: float = 3.5
+    headings: int = 4
     turn_probability: float = 0.15
     background: int = 16
 
+    def heading_angles(self) -> np.ndarray:
+        """The headings' angles in radians: float64 [headings]."""
+        return (np.arange(self.headings) + 0.5) * (2.0 * math.pi / self.headings)
 
-def _wall_exit_angle(position, low, high, rng) -> float:
-    """A random direction pointing away from every wall the disc touches."""
-    while True:
-        angle = rng.uniform(0.0, 2.0 * math.pi)
-        dx, dy = math.cos(angle), math.sin(angle)
-        inward = (
-            (position[0] > low or dx > 0.2) and (position[0] < high or dx < -0.2)
-            and (position[1] > low or dy > 0.2) and (position[1] < high or dy < -0.2)
-        )
-        if inward:
-            return angle
+
+def _random_heading(position, low, high, current, rng, config: BouncingConfig) -> int:
+    """Another heading than `current`, drawn among those pointing away from every wall the
+    disc touches."""
+    angles = config.heading_angles()
+    dx, dy = np.cos(angles), np.sin(angles)
+    allowed = (
+        ((position[0] > low) | (dx > 0.2)) & ((position[0] < high) | (dx < -0.2))
+        & ((position[1] > low) | (dy > 0.2)) & ((position[1] < high) | (dy < -0.2))
+    )
+    allowed[current] = False
+    return int(rng.choice(np.flatnonzero(allowed)))
 
 
 def disc_path(rng: np.random.Generator, config: BouncingConfig = BouncingConfig()):
@@ -78,18 +87,19 @@ def disc_path(rng: np.random.Generator, config: BouncingConfig = BouncingConfig(
         move from frame t-1 to frame t took a new direction.
     """
     low, high = config.radius, config.size - 1 - config.radius
+    angles = config.heading_angles()
     position = rng.uniform(low + config.speed, high - config.speed, size=2)
-    angle = rng.uniform(0.0, 2.0 * math.pi)
+    heading = int(rng.integers(config.headings))
     positions, turned = [position.copy()], [False]
     for _ in range(1, config.length):
         turn = rng.random() < config.turn_probability
         if turn:
-            angle = rng.uniform(0.0, 2.0 * math.pi)
-        step = config.speed * np.array([math.cos(angle), math.sin(angle)])
+            heading = _random_heading(position, -np.inf, np.inf, heading, rng, config)
+        step = config.speed * np.array([math.cos(angles[heading]), math.sin(angles[heading])])
         candidate = position + step
         if np.any(candidate < low) or np.any(candidate > high):
             position = np.clip(candidate, low, high)
-            angle = _wall_exit_angle(position, low, high, rng)
+            heading = _random_heading(position, low, high, heading, rng, config)
             turn = True
         else:
             position = candidate
