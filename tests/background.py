@@ -6,7 +6,10 @@ the end, and every other test overlaps them:
 
 - the JAX re-run of the `jax`-marked tests (several minutes on 2 cores);
 - the GPU session's rehearsal (`benchmarks/gpu_session.sh rehearse`, about two minutes);
-- TensorFlow's steps on 2 and on 1 devices (`tensorflow_two_devices.py`, about a minute).
+- TensorFlow's steps on 2 and on 1 devices (`tensorflow_two_devices.py`, about a minute);
+- one tiny model written on TensorFlow, loaded and trained on JAX (`backend_parity.py`);
+- a training killed at several moments and resumed, beside it the same run uninterrupted
+  (`crash_chain.py`).
 """
 
 import os
@@ -90,10 +93,22 @@ def start_tensorflow_two_devices() -> BackgroundRun:
                   {"KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}, _scratch())
 
 
-# The test that waits for each run (by its name without parameters): its starter.
-STARTERS = {"test_marked_tests_pass_on_jax": start_jax_rerun,
-            "test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model": start_rehearsal,
-            "test_two_steps_on_two_tensorflow_devices_equal_one_device": start_tensorflow_two_devices}
+def start_backend_parity() -> BackgroundRun:
+    """tests/backend_parity.py: one tiny model written on TensorFlow, then loaded and trained on JAX."""
+    return _start([sys.executable, str(ROOT / "tests" / "backend_parity.py")],
+                  {"KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}, _scratch())
+
+
+def start_crash_chain() -> BackgroundRun:
+    """tests/crash_chain.py: a training killed and resumed, beside the same one uninterrupted."""
+    return _start([sys.executable, str(ROOT / "tests" / "crash_chain.py")],
+                  {"KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}, _scratch())
+
+
+# Each run's name, as tests name it in their `background(name)` marker: its starter.
+STARTERS = {"jax_rerun": start_jax_rerun, "rehearsal": start_rehearsal,
+            "tensorflow_two_devices": start_tensorflow_two_devices, "backend_parity": start_backend_parity,
+            "crash_chain": start_crash_chain}
 
 
 def finish(run: BackgroundRun, timeout: float) -> tuple:

@@ -68,14 +68,19 @@ def write_run():
     return write
 
 
+def _background_name(item):
+    marker = item.get_closest_marker("background")
+    return None if marker is None else marker.args[0]
+
+
 @pytest.hookimpl(trylast=True)  # after -m/-k have deselected
 def pytest_collection_modifyitems(session, config, items):
-    """Starts the background run of every selected test that waits for one, and moves
-    those tests to the end, so the runs overlap every other test."""
-    waiting = [item for item in items if item.originalname in background.STARTERS]
+    """Starts the background run of every selected test marked `background(name)`, once per
+    name, and moves those tests to the end, so the runs overlap every other test."""
+    waiting = [item for item in items if _background_name(item) is not None]
     if waiting:
-        items[:] = [item for item in items if item.originalname not in background.STARTERS] + waiting
-        names = dict.fromkeys(item.originalname for item in waiting)  # one run for all parameters
+        items[:] = [item for item in items if _background_name(item) is None] + waiting
+        names = dict.fromkeys(_background_name(item) for item in waiting)
         config.stash[BACKGROUND] = {name: background.STARTERS[name]() for name in names}
 
 
@@ -84,7 +89,7 @@ def pytest_unconfigure(config):
         background.stop(run)
 
 
-@pytest.fixture
-def background_run(request):
-    """The background run of the requesting test, started at collection."""
-    return request.config.stash[BACKGROUND][request.node.originalname]
+@pytest.fixture(scope="session")
+def background_runs(request):
+    """The background runs started at collection, by name (see background.STARTERS)."""
+    return request.config.stash[BACKGROUND]

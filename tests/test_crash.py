@@ -2,11 +2,7 @@
 beyond the last backup, and the run ends exactly as an uninterrupted one."""
 
 import csv
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
+import json
 
 import keras
 import numpy as np
@@ -14,40 +10,11 @@ import pytest
 
 from keras_cvae.run_folder import RunFolder
 
-pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
+import background
+from crash_chain import EPOCHS
 
-REPO = Path(__file__).resolve().parents[1]
-EPOCHS, STEPS, BACKUP = 2, 3, 1
-
-
-def train_args(data, out=None, resume=None):
-    """Tiny, eager (the quickest start on this CPU), NumPy engine (an exact stream on resume)."""
-    if resume is not None:
-        return ["--resume", str(resume), "--data", str(data), "--data-engine", "numpy",
-                "--backup-every", str(BACKUP), "--verbose", "0"]
-    return ["--preset", "tiny", "--data", str(data), "--out", str(out), "--epochs", str(EPOCHS),
-            "--steps-per-epoch", str(STEPS), "--validation-steps", "1", "--run-eagerly",
-            "--data-engine", "numpy", "--backup-every", str(BACKUP), "--verbose", "0", "--seed", "3"]
-
-
-def start_training(args, kill_point=None, kill_count=1):
-    command = [sys.executable, "-m", "keras_cvae.cli.train", *args]
-    if kill_point is not None:
-        command = [sys.executable, str(REPO / "tests" / "crash_driver.py"), kill_point,
-                   str(kill_count), *args]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_BACKEND": "tensorflow",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finished(process):
-    """The process's CompletedProcess once it ends."""
-    stdout, stderr = process.communicate(timeout=600)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
-def run_training(args, kill_point=None, kill_count=1):
-    return finished(start_training(args, kill_point, kill_count))
+# trains in processes, started at collection (tests/crash_chain.py): `-m 'not slow'` skips it
+pytestmark = [pytest.mark.slow, pytest.mark.background("crash_chain")]
 
 
 def log_rows(run):
@@ -56,22 +23,12 @@ def log_rows(run):
 
 
 @pytest.fixture(scope="module")
-def straight_and_killed(generated_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("crash")
-    straight = start_training(train_args(generated_dir, out=root / "straight"))  # beside the killed chain
-    killed = root / "killed"
-    positions = []
-    first = run_training(train_args(generated_dir, out=killed), "step", STEPS + 2 * BACKUP)
-    assert first.returncode == -signal.SIGKILL, first.stderr
-    # Each resume is killed at a new kind of moment, then the last one finishes.
-    for point, count in (("checkpoint", 1), ("validation", 1), ("plot", 1), (None, 1)):
-        positions.append([c.name for c in RunFolder(killed).checkpoints()])
-        result = run_training(train_args(generated_dir, resume=killed), point, count)
-        expected = 0 if point is None else -signal.SIGKILL
-        assert result.returncode == expected, (point, result.stderr)
-    straight = finished(straight)
-    assert straight.returncode == 0, straight.stderr
-    return RunFolder(root / "straight"), RunFolder(killed), positions
+def straight_and_killed(background_runs):
+    run = background_runs["crash_chain"]
+    status, output = background.finish(run, timeout=900)
+    assert status == 0, output[-3000:]
+    positions = json.loads(output.strip().splitlines()[-1])
+    return RunFolder(run.scratch / "straight"), RunFolder(run.scratch / "killed"), positions
 
 
 def test_each_kill_resumes_from_the_newest_complete_checkpoint(straight_and_killed):

@@ -78,6 +78,7 @@ TOLERANCE = {"trainable": 0.01, "statistics": 0.001}
 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND") == "jax", reason="TensorFlow's MirroredStrategy")
 @pytest.mark.parametrize("model", ["svg", "pose"])
+@pytest.mark.background("tensorflow_two_devices")
 def test_two_steps_on_two_tensorflow_devices_equal_one_device(two_tensorflow_devices, model):
     """BatchNorm statistics, noise, gradients (clipped by their global norm) and the
     teacher-forcing coins of the two replicas make the steps of one device."""
@@ -93,9 +94,9 @@ def test_two_steps_on_two_tensorflow_devices_equal_one_device(two_tensorflow_dev
 
 
 @pytest.fixture
-def two_tensorflow_devices(background_run):
+def two_tensorflow_devices(background_runs):
     """The figures of tests/tensorflow_two_devices.py, started in the background at collection."""
-    status, output = background.finish(background_run, timeout=900)
+    status, output = background.finish(background_runs["tensorflow_two_devices"], timeout=900)
     assert status == 0, output[-3000:]
     return json.loads(output.strip().splitlines()[-1])
 

@@ -40,11 +40,13 @@ def test_the_return_limits_name_every_breach(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model(tmp_path, capsys, background_run):
+@pytest.mark.background("rehearsal")
+def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_model(tmp_path, capsys, background_runs):
     # conftest.py started the rehearsal in the background after collection (background.py).
-    status, output = background.finish(background_run, timeout=600)
+    rehearsal = background_runs["rehearsal"]
+    status, output = background.finish(rehearsal, timeout=600)
     assert status == 0, output[-6000:]
-    out = background_run.scratch / "returned"
+    out = rehearsal.scratch / "returned"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["deadline_s"] == background.REHEARSAL_DEADLINE_S
     assert summary["elapsed_s"] <= summary["deadline_s"] + 15  # it holds, give or take a process exit

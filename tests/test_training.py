@@ -205,40 +205,6 @@ def test_a_resume_that_fails_on_its_data_leaves_run_json_as_it_was(interrupted_t
     assert json.loads((copy / "run.json").read_text())["data_engine"] in ("tf", "numpy")
 
 
-def test_a_backup_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path, generated_dir):
-    """Killed after a mid-epoch backup and resumed, a run ends with the same weights and
-    logs as an uninterrupted one (the NumPy data engine continues the exact stream)."""
-    job = dataclasses.replace(tiny_job(generated_dir), data_engine="numpy", backup_every_steps=1)
-    job = dataclasses.replace(job, train=dataclasses.replace(job.train, steps_per_epoch=3))
-    straight = training.train(dataclasses.replace(job, out=tmp_path / "straight"))
-    original = training.RunCheckpoint._backup
-
-    def backup_then_die(self):
-        original(self)
-        if self.epoch == 1 and self.step == 1:
-            raise Interrupt
-
-    training.RunCheckpoint._backup = backup_then_die
-    try:
-        with pytest.raises(Interrupt):
-            training.train(dataclasses.replace(job, out=tmp_path / "killed"))
-    finally:
-        training.RunCheckpoint._backup = original
-    killed = RunFolder(tmp_path / "killed")
-    assert killed.checkpoints()[-1].name == "epoch-0001-step-000001"
-    resumed = training.train(dataclasses.replace(job, resume=killed.path))
-    assert [c.name for c in resumed.run.checkpoints()] == ["epoch-0001", "epoch-0002"]
-    logged = {path: list(csv.DictReader(open(path / "log.csv"))) for path in (straight.run.path, killed.path)}
-    assert [row.keys() for row in logged[killed.path]] == [row.keys() for row in logged[straight.run.path]]
-    for name, values in straight.history.items():
-        np.testing.assert_allclose(resumed.history[name], values, rtol=1e-6, err_msg=name)
-        np.testing.assert_allclose([float(row[name]) for row in logged[killed.path]], values,
-                                   rtol=1e-6, err_msg=name)
-    for a, b in zip(straight.run.load_model().weights, resumed.run.load_model().weights):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
-                                      err_msg=a.path)
-
-
 class ResourceExhaustedError(Exception):  # the names TensorFlow and JAX raise
     pass
 
