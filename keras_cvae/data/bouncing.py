@@ -51,7 +51,7 @@ class BouncingConfig:
 
     length: int = bair.SEQUENCE_LENGTH
     size: int = bair.IMAGE_SIZE
-    radius: float = 7.0
+    radius: float = 9.0
     speed: float = 3.5
     headings: int = 4
     turn_probability: float = 0.15
