@@ -87,22 +87,25 @@ def start_rehearsal() -> BackgroundRun:
                   scratch)
 
 
+def _start_tensorflow_script(script: str) -> BackgroundRun:
+    """tests/`script` on TensorFlow, the repository importable."""
+    return _start([sys.executable, str(ROOT / "tests" / script)],
+                  {"KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}, _scratch())
+
+
 def start_tensorflow_two_devices() -> BackgroundRun:
     """tests/tensorflow_two_devices.py: two steps on 2 and on 1 TensorFlow devices."""
-    return _start([sys.executable, str(ROOT / "tests" / "tensorflow_two_devices.py")],
-                  {"KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}, _scratch())
+    return _start_tensorflow_script("tensorflow_two_devices.py")
 
 
 def start_backend_parity() -> BackgroundRun:
     """tests/backend_parity.py: one tiny model written on TensorFlow, then loaded and trained on JAX."""
-    return _start([sys.executable, str(ROOT / "tests" / "backend_parity.py")],
-                  {"KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}, _scratch())
+    return _start_tensorflow_script("backend_parity.py")
 
 
 def start_crash_chain() -> BackgroundRun:
     """tests/crash_chain.py: a training killed and resumed, beside the same one uninterrupted."""
-    return _start([sys.executable, str(ROOT / "tests" / "crash_chain.py")],
-                  {"KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}, _scratch())
+    return _start_tensorflow_script("crash_chain.py")
 
 
 # Each run's name, as tests name it in their `background(name)` marker: its starter.

@@ -5,9 +5,9 @@ a few headings (by default the four diagonals); at every step it may turn to ano
 heading drawn at random (probability `turn_probability`), and when it hits a wall it
 leaves along a random heading into the room rather than the mirrored one. Two frames of
 context give its position and velocity; which heading it takes at the next random turn
-is exactly what SVG's latent z_t has to carry. As in Stochastic Moving MNIST, which this
-toy stands in for as in the SVG paper, the outcomes of a turn are few, so a handful of
-samples can cover them and best-of-N measures whether the latent picks among them.
+is exactly what SVG's latent z_t has to carry. It plays the role Stochastic Moving MNIST
+plays in the SVG paper, and as there a turn has few outcomes, so a handful of samples can
+cover them and best-of-N measures whether the latent picks among them.
 
 Sequences have the layout of the BAIR records, so every reader, pipeline and model of
 the pushing data works on them unchanged:
