@@ -4,10 +4,10 @@
     python benchmarks/bench_compile.py --configs svg:mixed_bfloat16:64 medium:float32:16
 
 Each configuration (preset:precision:batch) runs in a fresh process: the training step
-(both teacher-forcing branches are one XLA program, `jax.lax.cond`) is lowered and
-compiled ahead of time, without running a step, and so is the evaluation rollout (2
-context -> 10 predicted frames, `evaluation.make_rollout`, whose loop holds the encoder
-and decoder once). Nothing is run: XLA's CPU convolutions are too slow for the svg preset.
+of each teacher-forcing branch (each its own XLA program) is lowered and compiled ahead
+of time, without running a step, and so is the evaluation rollout (2 context -> 10
+predicted frames, `evaluation.make_rollout`, whose loop holds the encoder and decoder
+once). Nothing is run: XLA's CPU convolutions are too slow for the svg preset.
 Trace and XLA compile times are reported apart. On a CPU this times
 XLA's CPU compiler; a GPU's differs, but the trace time (Python) is the same and the
 ratios between configurations carry over. Writes benchmarks/results/compile-<device>.json.
@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench_train_step import jax_step_compile_times
 from results_file import ROOT, write_results
 
 GPU_SESSION = ("svg:mixed_bfloat16:64", "svg:mixed_bfloat16:128", "svg:float32:64", "medium:mixed_bfloat16:64",
@@ -55,16 +56,7 @@ def compile_times(preset_name, precision, batch_size):
     window = preset.model.window_length
     batch = {"frames": np.zeros((batch_size, window, 64, 64, 3), "float32"),
              "conditions": np.zeros((batch_size, window, 7), "float32")}
-    state = tuple([v.value for v in variables] for variables in (
-        model.trainable_variables, model.non_trainable_variables,
-        model.optimizer.variables, model.metrics_variables))
-    results = {}
-    began = time.perf_counter()
-    lowered = jax.jit(model.train_step).lower(state, batch)
-    traced = time.perf_counter()
-    lowered.compile()
-    results["train_step"] = {"trace_s": round(traced - began, 2),
-                             "xla_compile_s": round(time.perf_counter() - traced, 2)}
+    results = {f"train_step_{branch}": times for branch, times in jax_step_compile_times(model, batch).items()}
     n_past, horizon = preset.model.n_past, preset.model.n_future
     inputs = {"context": np.zeros((batch_size, n_past, 64, 64, 3), "float32"),
               "conditions": np.zeros((batch_size, n_past + horizon, 7), "float32"),

@@ -96,24 +96,39 @@ def time_branches(args, jit_compile):
     return results
 
 
-def time_jax_compile(model, preset, batch_size, batch):
-    """Seconds to trace and XLA-compile the JAX train step, both branches, no step run."""
-    import jax
+def jax_step_compile_times(model, batch) -> dict:
+    """Seconds to trace and XLA-compile the JAX train step of each teacher-forcing branch
+    (each its own program, `backends.jax_branch_steps`) for `batch`; no step is run.
 
+    Args:
+        model: A compiled SVG model on JAX.
+        batch: {"frames", "conditions"} arrays of the batch shape.
+    """
+    from keras_cvae import backends
+
+    state = tuple([v.value for v in variables] for variables in (
+        model.trainable_variables, model.non_trainable_variables,
+        model.optimizer.variables, model.metrics_variables))
+    schedule, state = backends.jax_training_schedule(model, state)
+    results = {}
+    for teacher_forced, step in backends.jax_branch_steps(model).items():
+        start = time.perf_counter()
+        lowered = step.lower(state, batch, schedule)
+        traced = time.perf_counter() - start
+        lowered.compile()
+        total = time.perf_counter() - start
+        results["teacher_forced" if teacher_forced else "free_running"] = {
+            "trace_s": round(traced, 2), "xla_compile_s": round(total - traced, 2), "total_s": round(total, 2)}
+    return results
+
+
+def time_jax_compile(model, preset, batch_size, batch):
+    """Seconds to trace and XLA-compile the JAX train step, each branch, no step run."""
     from keras_cvae.config import replace
     from keras_cvae.training import compile_model
 
     compile_model(model, replace(preset.train, batch_size=batch_size, jit_compile=True))
-    state = tuple([v.value for v in variables] for variables in (
-        model.trainable_variables, model.non_trainable_variables,
-        model.optimizer.variables, model.metrics_variables))
-    start = time.perf_counter()
-    lowered = jax.jit(model.train_step).lower(state, batch)
-    traced = time.perf_counter() - start
-    lowered.compile()
-    total = time.perf_counter() - start
-    result = {"trace_s": round(traced, 2), "xla_compile_s": round(total - traced, 2),
-              "total_s": round(total, 2)}
+    result = jax_step_compile_times(model, batch)
     print(json.dumps(result), flush=True)
     return result
 

@@ -163,15 +163,20 @@ def train_step(model, *args):
     The model provides `schedules()` -> (kl_anneal, tfr), `training_schedule()` -> (kl_anneal,
     tfr, teacher_forced: bool tensor, drawn from its random stream), `training_losses(batch,
     teacher_forced: Python bool, kl_anneal)` -> dict with "loss", and `track(values)` -> logs.
-    Each teacher-forcing branch is a trace of its own, differentiated on its own. JAX picks
-    the branch inside the step; TensorFlow's host picks it (`tf_train_function`).
+    Each teacher-forcing branch is a trace of its own, differentiated and compiled on its
+    own, and the host picks the branch of each batch (`tf_train_function`,
+    `jax_train_function`): XLA runs a branch inside a conditional many times slower on a
+    CPU, and TensorFlow cannot all-reduce across replicas inside one.
 
     Args:
         model: The model being trained.
-        *args: `(data, teacher_forced)` on TensorFlow, `(state, data)` on JAX.
+        *args: `(data, teacher_forced)` on TensorFlow; `(state, data)` on JAX, run eagerly
+            (`jax_train_function` compiles the branches apart).
     """
     if current_backend() == "jax":
-        return _jax_train_step(model, *args)
+        state, data = args
+        schedule, state = jax_training_schedule(model, state)
+        return jax_branch_step(model, bool(schedule[2]), state, data, schedule)
     return _tf_train_step(model, *args)
 
 
@@ -179,11 +184,9 @@ def tf_train_function(model):
     """The train function of a TensorFlow `fit`: each batch's teacher-forcing coin is drawn
     on the host, which then runs the traced step of that branch (each traced when first used).
 
-    A choice inside the traced step would need a `tf.cond`, and TensorFlow cannot all-reduce
-    across replicas inside one (synchronised BatchNorm does). The coin is the one
-    `training_schedule` draws, from the model's random stream, so a resumed run goes on
-    drawing the same coins. With `steps_per_execution` above 1 a coin holds for as many
-    batches.
+    The coin is the one `training_schedule` draws, from the model's random stream, so a
+    resumed run goes on drawing the same coins. With `steps_per_execution` above 1 a coin
+    holds for as many batches.
 
     Args:
         model: A compiled `ScheduledTraining` model on TensorFlow.
@@ -201,6 +204,110 @@ def tf_train_function(model):
         return steps[bool(teacher_forced)](iterator)
 
     return train_function
+
+
+def jax_train_function(model):
+    """The train function of a JAX `fit`: per batch, the schedules and the teacher-forcing
+    coin are computed from the step's state, and the host runs the compiled step of the
+    coin's branch (each compiled when first used).
+
+    The draw advances the model's random stream as the step inside one program would, so
+    runs and resumes draw the coins they drew before. The host waits for the previous
+    step's random state before it dispatches the next step, as TensorFlow's host does.
+
+    Args:
+        model: A compiled `ScheduledTraining` model on JAX.
+    """
+    import jax
+
+    if not model.jit_compile or model.run_eagerly:
+        return model._make_function(model.train_step)
+    schedule = jax.jit(functools.partial(jax_training_schedule, model))
+    steps = jax_branch_steps(model)
+
+    def one_step(state, data):
+        values, state = schedule(state)
+        return steps[bool(values[2])](state, data, values)
+
+    return model._make_function(one_step)
+
+
+def jax_branch_steps(model):
+    """{teacher_forced: `jax_branch_step` of that branch, jitted}: (state, data, schedule) ->
+    (logs, new state), the state's buffers donated to the new state.
+
+    Args:
+        model: A compiled `ScheduledTraining` model on JAX.
+    """
+    import jax
+
+    # Keras's own train function lays the new state out as the distribution does.
+    shardings = None if keras.distribution.distribution() is None else (None, model._get_state_sharding_spec())
+    return {teacher_forced: jax.jit(functools.partial(jax_branch_step, model, teacher_forced),
+                                    donate_argnums=0, out_shardings=shardings)
+            for teacher_forced in (True, False)}
+
+
+def jax_training_schedule(model, state):
+    """`model.training_schedule()` on the JAX trainer's state: ((kl_anneal, tfr,
+    teacher_forced), the state with the random stream advanced past the coin).
+
+    Args:
+        model: The model being trained.
+        state: (trainable, non-trainable, optimizer, metrics variable values).
+    """
+    trainable, non_trainable, optimizer_values, metric_values = state
+    model_state, optimizer_variables = model.non_trainable_variables, model.optimizer.variables
+    # The schedules read optimizer.iterations, so the optimizer's values are mapped too.
+    values, new_values = _run_stateless(
+        [*model_state, *optimizer_variables], [*non_trainable, *optimizer_values], model.training_schedule)
+    return values, (trainable, new_values[: len(model_state)], optimizer_values, metric_values)
+
+
+def jax_branch_step(model, teacher_forced, state, data, schedule):
+    """One optimizer step in one teacher-forcing branch, on the JAX trainer's state.
+
+    Args:
+        model: The model being trained.
+        teacher_forced: Python bool, the branch.
+        state: (trainable, non-trainable, optimizer, metrics variable values), the random
+            stream already past the coin (`jax_training_schedule`).
+        data: The batch.
+        schedule: (kl_anneal, tfr, teacher_forced) of `jax_training_schedule`.
+
+    Returns:
+        (logs, new state).
+    """
+    import jax
+
+    trainable, non_trainable, optimizer_values, metric_values = state
+    weights, model_state = model.trainable_variables, model.non_trainable_variables
+    optimizer_variables = model.optimizer.variables
+    kl_anneal, tfr, _ = schedule
+
+    def loss_and_updates(trainable, non_trainable):
+        def losses():
+            values = model.training_losses(data, teacher_forced, kl_anneal)
+            return values, model.optimizer.scale_loss(values["loss"])
+
+        (values, scaled_loss), new_values = _run_stateless(
+            [*weights, *model_state, *optimizer_variables],
+            [*trainable, *non_trainable, *optimizer_values],
+            losses,
+        )
+        new_state = new_values[len(weights) : len(weights) + len(model_state)]
+        return scaled_loss, (values, new_state)
+
+    (_, (values, non_trainable)), gradients = jax.value_and_grad(loss_and_updates, has_aux=True)(
+        trainable, non_trainable)
+    trainable, optimizer_values = model.optimizer.stateless_apply(
+        optimizer_values, gradients, trainable
+    )
+    logs, metric_values = _run_stateless(
+        model.metrics_variables, metric_values, model.track,
+        {**values, "kl_anneal": kl_anneal, "tfr": tfr},
+    )
+    return logs, (trainable, non_trainable, optimizer_values, metric_values)
 
 
 def _tf_train_step(model, data, teacher_forced):
@@ -239,48 +346,6 @@ def _clipped_as_one(optimizer, gradients):
     norm = tf.linalg.global_norm(total) / optimizer.scale_loss(tf.constant(1.0))
     factor = clip * ops.minimum(1.0 / norm, 1.0 / clip) / count
     return [gradient * ops.cast(factor, gradient.dtype) for gradient in total]
-
-
-def _jax_train_step(model, state, data):
-    import jax
-
-    trainable, non_trainable, optimizer_values, metric_values = state
-    weights, model_state = model.trainable_variables, model.non_trainable_variables
-    optimizer_variables = model.optimizer.variables
-    # The schedules read optimizer.iterations, so the optimizer's values are mapped too.
-    (kl_anneal, tfr, teacher_forced), new_values = _run_stateless(
-        [*model_state, *optimizer_variables], [*non_trainable, *optimizer_values],
-        model.training_schedule,
-    )
-    non_trainable = new_values[: len(model_state)]
-
-    def loss_and_updates(trainable, non_trainable, teacher_forced):
-        def losses():
-            values = model.training_losses(data, teacher_forced, kl_anneal)
-            return values, model.optimizer.scale_loss(values["loss"])
-
-        (values, scaled_loss), new_values = _run_stateless(
-            [*weights, *model_state, *optimizer_variables],
-            [*trainable, *non_trainable, *optimizer_values],
-            losses,
-        )
-        new_state = new_values[len(weights) : len(weights) + len(model_state)]
-        return scaled_loss, (values, new_state)
-
-    gradient_of = jax.value_and_grad(loss_and_updates, has_aux=True)
-    (_, (values, non_trainable)), gradients = jax.lax.cond(
-        teacher_forced,
-        lambda: gradient_of(trainable, non_trainable, True),
-        lambda: gradient_of(trainable, non_trainable, False),
-    )
-    trainable, optimizer_values = model.optimizer.stateless_apply(
-        optimizer_values, gradients, trainable
-    )
-    logs, metric_values = _run_stateless(
-        model.metrics_variables, metric_values, model.track,
-        {**values, "kl_anneal": kl_anneal, "tfr": tfr},
-    )
-    return logs, (trainable, non_trainable, optimizer_values, metric_values)
 
 
 def test_step(model, *args):

@@ -90,11 +90,11 @@ class ScheduledTraining:
         return backends.train_step(self, *args)
 
     def make_train_function(self, force=False):
-        """Keras's train function; on TensorFlow, `backends.tf_train_function`."""
-        if backends.current_backend() == "jax":
-            return super().make_train_function(force)
+        """Keras's train function, whose host picks each batch's teacher-forcing branch:
+        `backends.tf_train_function` or `backends.jax_train_function`."""
         if self.train_function is None or force:
-            self.train_function = backends.tf_train_function(self)
+            jax = backends.current_backend() == "jax"
+            self.train_function = (backends.jax_train_function if jax else backends.tf_train_function)(self)
         return self.train_function
 
     def test_step(self, *args):

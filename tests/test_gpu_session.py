@@ -54,8 +54,10 @@ def test_the_rehearsal_returns_within_the_limits_and_the_way_back_ships_its_mode
         name: "ran" for name in ("environment", "data", "bench", "flagship", "evaluate", "package")}
     assert summary["stages"]["environment"]["backend"] == "jax"
     first = summary["stages"]["bench"]["configs"]["float32-b4"]
-    assert first["status"] == "ran" and first["first_step_s"] > first["teacher_forced"]["step_s_median"] > 0
-    assert first["free_running"]["sequences_per_s"] > 0 and first["pipeline_batches_per_s"] > 0
+    assert first["status"] == "ran" and first["pipeline_batches_per_s"] > 0
+    for branch in ("teacher_forced", "free_running"):  # each compiles at its first step
+        assert first[branch]["first_step_s"] > first[branch]["step_s_median"] > 0
+        assert first[branch]["sequences_per_s"] > 0
     flagship = summary["stages"]["flagship"]
     # However busy the machine, the budgeted run ends in time with a model to return.
     assert flagship["exit"] == 0 and flagship["time_limit"]["minutes"] == 0.25
