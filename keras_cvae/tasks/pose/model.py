@@ -63,13 +63,14 @@ class PoseCVAE(ScheduledTraining, keras.Model):
         self.build()
 
     def build(self, input_shape=None):
-        """Creates every weight by running each sub-network once on zeros."""
+        """Creates every weight by calling each sub-network once on symbolic inputs: shapes
+        only, so that nothing is computed (on JAX every op run eagerly compiles first)."""
         config = self.config
-        image = ops.zeros((1, *config.frame_shape))
+        image = keras.KerasTensor((1, *config.frame_shape))
         frame_features = self.encode_frame(image)
         label_features = self.label_encoder(image)
         self.posterior((frame_features, label_features))
-        self.generator((frame_features, label_features, ops.zeros((1, *config.latent_shape))))
+        self.generator((frame_features, label_features, keras.KerasTensor((1, *config.latent_shape))))
         self.built = True
 
     def get_config(self):

@@ -110,7 +110,8 @@ class SVG(ScheduledTraining, keras.Model):
 
     # ------------------------------------------------------------------ construction
     def build(self, input_shape=None):
-        """Creates every weight by running each sub-network once on zeros."""
+        """Creates every weight by calling each sub-network once on symbolic inputs: shapes
+        only, so that nothing is computed (on JAX every op run eagerly compiles first)."""
         config = self.config
         dim = config.condition_dim
         self.condition_mean = self.add_weight(
@@ -125,17 +126,17 @@ class SVG(ScheduledTraining, keras.Model):
             trainable=False,
             name="condition_std",
         )
-        frame = ops.zeros((1, config.image_size, config.image_size, config.channels))
-        pair = ops.zeros((1, 2 * dim))
+        frame = keras.KerasTensor((1, config.image_size, config.image_size, config.channels))
+        pair = keras.KerasTensor((1, 2 * dim))
         code, skips = self.encoder(frame, pair[:, :dim])
-        z = ops.zeros((1, config.z_dim))
+        z = keras.KerasTensor((1, config.z_dim))
         self.posterior(self._join(code, pair), self.posterior.initial_state(1))
         if self.prior is not None:
             self.prior(self._join(code, pair), self.prior.initial_state(1))
         g, _ = self.predictor(self._join(code, z, pair), self.predictor.initial_state(1))
         maps = []
         if self.hierarchy is not None:
-            levels = ops.zeros((1, self.hierarchy.size))
+            levels = keras.KerasTensor((1, self.hierarchy.size))
             self.hierarchy.posterior(skips, skips, z, pair, levels)
             maps, _, _ = self.hierarchy.prior(skips, z, pair, levels, given=True)
         self.decoder(g, skips, maps, pair)
