@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite (CPU, tiny models; about 12 minutes on 2 cores).
+# Set up and run the whole test suite (CPU, tiny models; about 9 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")"
 bash setup.sh

@@ -2,7 +2,8 @@
 
 Each is a separate process whose test only checks its result, so conftest.py starts the
 ones whose tests are selected as soon as the tests are collected, moves those tests to
-the end, and every other test overlaps them:
+the end, and every other test overlaps them; at a lower priority, they fill the cores the
+suite's own process leaves free:
 
 - the JAX re-run of the `jax`-marked tests (several minutes on 2 cores);
 - the GPU session's rehearsal (`benchmarks/gpu_session.sh rehearse`, about two minutes);
