@@ -47,9 +47,11 @@ BACKGROUND_NICENESS = 10
 def _start(command, env, scratch: Path) -> BackgroundRun:
     log = scratch / "output.log"
     with open(log, "w") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env, "SCRATCH": str(scratch)},
-                                   stdout=output, stderr=subprocess.STDOUT, text=True,
-                                   preexec_fn=lambda: os.nice(BACKGROUND_NICENESS))
+        # `nice`, not a preexec_fn: the suite's process has threads, and forking Python code
+        # into the child of a threaded process can deadlock.
+        process = subprocess.Popen(["nice", "-n", str(BACKGROUND_NICENESS), *command], cwd=ROOT,
+                                   env={**os.environ, **env, "SCRATCH": str(scratch)},
+                                   stdout=output, stderr=subprocess.STDOUT, text=True)
     return BackgroundRun(process, log, scratch)
 
 
