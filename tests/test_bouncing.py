@@ -74,16 +74,23 @@ def test_the_rendered_disc_is_centred_on_its_position():
     np.testing.assert_allclose(area, np.pi * CONFIG.radius**2, rtol=0.02)
 
 
+def test_every_sequence_draws_the_disc_in_the_one_colour():
+    for index in range(20):
+        sequence = bouncing_sequence(0, index)
+        x, y = np.round(sequence["position"][0]).astype(int)
+        np.testing.assert_array_equal(sequence["image_main"][0, y, x], CONFIG.color)
+
+
 @pytest.mark.slow  # starts worker processes
 def test_data_bouncing_is_the_generated_toy(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     tiny = {
         "pushing": embedded.EmbeddedDataset("pushing", "pushing_v1", n_train=2, n_test=1),
-        "bouncing": embedded.EmbeddedDataset("bouncing", "bouncing_v2", n_train=3, n_test=2),
+        "bouncing": embedded.EmbeddedDataset("bouncing", "bouncing_v3", n_train=3, n_test=2),
     }
     monkeypatch.setattr(embedded, "embedded_datasets", lambda: tiny)
     source = resolve_source("bouncing")
-    assert source.kind == "tfrecord" and source.root == tmp_path / "keras_cvae" / "bouncing_v2"
+    assert source.kind == "tfrecord" and source.root == tmp_path / "keras_cvae" / "bouncing_v3"
     read = list(bair.read_sequences(source.root / "test" / bair.file_name(0, 1)))
     np.testing.assert_array_equal(read[1]["image_main"], bouncing_sequence(0, TEST_INDEX_OFFSET + 1)["image_main"])
     assert not (tmp_path / "keras_cvae" / "pushing_v1").exists()  # only the asked-for dataset is built

@@ -52,7 +52,7 @@ def embedded_datasets() -> dict:
     """{name: EmbeddedDataset} of every dataset `--data NAME` can ask for."""
     return {
         "pushing": EmbeddedDataset("pushing", "pushing_v1", n_train=1280, n_test=256),
-        "bouncing": EmbeddedDataset("bouncing", "bouncing_v2", n_train=2560, n_test=256),
+        "bouncing": EmbeddedDataset("bouncing", "bouncing_v3", n_train=2560, n_test=256),
     }
 
 
