@@ -6,7 +6,7 @@ metrics, a GIF and a strip of one test sequence with five samples side by side, 
 per latent dimension and rollout step over training, and the per-frame plot with the
 samples' diversity.
 
-    python benchmarks/latent_toy.py --minutes 15 --free-bits 1 --batch-size 8
+    python benchmarks/latent_toy.py --minutes 15 --free-bits 1
     python benchmarks/latent_toy.py --minutes 15 -- --tfr-decay-step 0   # more train.py flags
 """
 
