@@ -6,7 +6,7 @@ the end, and every other test overlaps them; at a lower priority, they fill the 
 suite's own process leaves free:
 
 - the JAX re-run of the `jax`-marked tests (several minutes on 2 cores);
-- the GPU session's rehearsal (`benchmarks/gpu_session.sh rehearse`, about two minutes);
+- the GPU session's rehearsal (`benchmarks/gpu_session.sh rehearse`, three to four minutes alone);
 - TensorFlow's steps on 2 and on 1 devices (`tensorflow_two_devices.py`, about a minute);
 - one tiny model written on TensorFlow, loaded and trained on JAX (`backend_parity.py`);
 - a training killed at several moments and resumed, beside it the same run uninterrupted
