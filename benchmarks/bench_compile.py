@@ -34,7 +34,8 @@ def parse_args():
                         help="configurations to compile (default: the GPU session's)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per configuration (default: 900)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results",
+                        help="folder for compile-<device>.json (default: benchmarks/results)")
     return parser.parse_args()
 
 

@@ -35,10 +35,11 @@ def _git_commit():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sequences", type=int, default=64)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "generator.json"))
+    parser.add_argument("--sequences", type=int, default=64, help="sequences generated per run (default: 64)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs; the median is reported (default: 3)")
+    parser.add_argument("--seed", type=int, default=0, help="simulator seed of the first run (default: 0)")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "generator.json"),
+                        help="JSON file for the figures (default: benchmarks/results/generator.json)")
     args = parser.parse_args()
 
     config = SimConfig()

@@ -45,7 +45,8 @@ def parse_args():
                         help="JAX only: time the ahead-of-time XLA compile of the whole train step "
                         "(both branches) and run no step")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results",
+                        help="folder for train_step-<preset>[-compile].json (default: benchmarks/results)")
     return parser.parse_args()
 
 
