@@ -75,6 +75,9 @@ def time_branches(args, jit_compile):
         train = replace(preset.train, batch_size=args.batch_size, jit_compile=jit_compile, tfr=ratio,
                         tfr_floor=0.0, tfr_decay_step=0.0)
         compile_model(model, train)
+        # The training code leaves TensorFlow's XLA off without a GPU; a benchmark of XLA
+        # must force it, or its "xla" figures would be graph mode's.
+        model.jit_compile = jit_compile
         start = time.perf_counter()
         model.train_on_batch(batch)
         first = time.perf_counter() - start
@@ -91,6 +94,7 @@ def time_branches(args, jit_compile):
             "step_s": [round(t, 3) for t in times],
             "step_s_median": round(median, 3),
             "sequences_per_s": round(args.batch_size / median, 2),
+            "xla": bool(model.jit_compile),
         }
         print(keras.backend.backend(), "xla" if jit_compile else "no-xla", name, json.dumps(results[name]),
               flush=True)
