@@ -10,7 +10,9 @@ predicted frames, `evaluation.make_rollout`, whose loop holds the encoder and de
 once). Nothing is run: XLA's CPU convolutions are too slow for the svg preset.
 Trace and XLA compile times are reported apart. On a CPU this times
 XLA's CPU compiler; a GPU's differs, but the trace time (Python) is the same and the
-ratios between configurations carry over. Writes benchmarks/results/compile-<device>.json.
+ratios between configurations carry over. On a CPU the loops of up to 32 steps are
+unrolled (`backends.MAX_UNROLLED_STEPS`) where a GPU keeps them, so a CPU's figures
+bound a GPU's program from above. Writes benchmarks/results/compile-<device>.json.
 """
 
 import argparse

@@ -3,10 +3,11 @@
 This module runs on TensorFlow (the suite's backend); the JAX side runs in background
 processes started at collection (tests/background.py): tests/backend_parity.py, and the
 re-run of every test marked `jax` (backend-agnostic tests of the model, training and
-evaluation) under JAX.
+evaluation) under JAX, with the JAX-only loop checks below.
 """
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -16,6 +17,7 @@ from keras import ops
 import background
 import backend_parity
 from backend_parity import SCHEDULE_STEPS
+from keras_cvae import backends
 
 pytestmark = pytest.mark.slow  # trains, exports or starts processes: `-m 'not slow'` skips it
 
@@ -83,3 +85,28 @@ def test_select_backend_refuses_a_switch_after_keras_is_imported():
         select_backend("jax")
     with pytest.raises(ValueError, match="backend must be one of"):
         select_backend("torch")
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "jax", reason="XLA's CPU loops: runs in the JAX run")
+@pytest.mark.parametrize("steps", [12, backends.MAX_UNROLLED_STEPS + 1])
+def test_short_scans_are_unrolled_on_a_cpu_and_long_ones_stay_loops(steps):
+    import jax
+
+    layer = keras.layers.Dense(3, kernel_initializer="orthogonal", bias_initializer="ones")
+    layer.build((None, 3))
+    kernel, bias = (ops.convert_to_numpy(weight) for weight in layer.weights)
+
+    def rollout(carry, xs):
+        return backends.scan(lambda c, x: 0.5 * layer(c) + x, carry, xs, lambda c: c, layer)[1]
+
+    carry = np.full((2, 3), 0.1, "float32")
+    xs = np.random.default_rng(0).normal(size=(steps, 2, 3)).astype("float32")
+    program = jax.jit(rollout).lower(carry, xs).as_text()
+    assert ("stablehlo.while" in program) == (steps > backends.MAX_UNROLLED_STEPS)
+    expected = []
+    for x in xs:  # the same recurrence in NumPy
+        carry = 0.5 * (carry @ kernel + bias) + x
+        expected.append(carry)
+    np.testing.assert_allclose(jax.jit(rollout)(np.full((2, 3), 0.1, "float32"), xs), np.stack(expected),
+                               rtol=1e-5, atol=1e-5)
