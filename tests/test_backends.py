@@ -100,13 +100,12 @@ def test_short_scans_are_unrolled_on_a_cpu_and_long_ones_stay_loops(steps):
     def rollout(carry, xs):
         return backends.scan(lambda c, x: 0.5 * layer(c) + x, carry, xs, lambda c: c, layer)[1]
 
-    carry = np.full((2, 3), 0.1, "float32")
+    initial = np.full((2, 3), 0.1, "float32")
     xs = np.random.default_rng(0).normal(size=(steps, 2, 3)).astype("float32")
-    program = jax.jit(rollout).lower(carry, xs).as_text()
+    program = jax.jit(rollout).lower(initial, xs).as_text()
     assert ("stablehlo.while" in program) == (steps > backends.MAX_UNROLLED_STEPS)
-    expected = []
+    carry, expected = initial, []
     for x in xs:  # the same recurrence in NumPy
         carry = 0.5 * (carry @ kernel + bias) + x
         expected.append(carry)
-    np.testing.assert_allclose(jax.jit(rollout)(np.full((2, 3), 0.1, "float32"), xs), np.stack(expected),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(rollout)(initial, xs), np.stack(expected), rtol=1e-5, atol=1e-5)
